@@ -1,0 +1,282 @@
+// Package analysis is phaseguard's decision engine. It queries phase SLIs
+// for a canary (and optionally its stable baseline) over the policy's
+// burn-rate windows, bounds every ratio and rate with an exact confidence
+// bound, and decides pass, fail or hold with a reason a human can act on.
+// Decisions live here only: the CLI, the Argo Rollouts plugin and the
+// GitHub Action translate requests and verdicts, nothing more.
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/phaseguard/phaseguard/policies"
+)
+
+// Querier runs one PromQL instant query at ts. promapi.Client (a live
+// Prometheus, Thanos, Mimir, ...) and replay.Store (recorded data in the
+// embedded PromQL engine) implement it.
+type Querier interface {
+	Query(ctx context.Context, query string, ts time.Time) (model.Vector, error)
+}
+
+// Engine evaluates requests. It is safe for concurrent use.
+type Engine struct {
+	q           Querier
+	now         func() time.Time
+	parallelism int
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithClock sets the clock used when a request gives no evaluation time.
+func WithClock(now func() time.Time) Option { return func(e *Engine) { e.now = now } }
+
+// WithParallelism bounds the queries in flight per evaluation (default 4).
+func WithParallelism(n int) Option { return func(e *Engine) { e.parallelism = max(n, 1) } }
+
+// New returns an engine reading from q.
+func New(q Querier, opts ...Option) *Engine {
+	e := &Engine{q: q, now: time.Now, parallelism: 4}
+	for _, o := range opts {
+		o(e)
+	}
+	return e
+}
+
+// Request is one evaluation.
+type Request struct {
+	Policy *policies.Policy
+	// Stage names the policy stage being judged; it sets how many looks
+	// alpha is spread over. Empty: the policy's longest stage.
+	Stage string
+	// At is the evaluation time; zero means the engine's clock.
+	At time.Time
+	// Service and Namespace select the service; CanaryHash and StableHash
+	// its two versions (Argo's rollouts-pod-template-hash). StableHash is
+	// optional: without it there is no baseline comparison.
+	Service    string
+	Namespace  string
+	CanaryHash string
+	StableHash string
+}
+
+// InputError is a request value that cannot be used: it names the input.
+type InputError struct {
+	Input string
+	Value string
+	Msg   string
+}
+
+func (e *InputError) Error() string {
+	return fmt.Sprintf("%s %q: %s", e.Input, e.Value, e.Msg)
+}
+
+// Label values that reach PromQL are checked against Kubernetes' syntax
+// for label values (service, hashes) and namespaces (DNS-1123 labels):
+// nothing else can be a real service, hash or namespace, and nothing that
+// passes can break out of a PromQL string.
+var (
+	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
+	namespaceRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+)
+
+// Validate checks every value of r that reaches PromQL.
+func (r *Request) Validate() error {
+	var errs []error
+	check := func(input, v string, re *regexp.Regexp, what string, required bool) {
+		if v == "" {
+			if required {
+				errs = append(errs, &InputError{Input: input, Value: v, Msg: "required"})
+			}
+			return
+		}
+		if !re.MatchString(v) {
+			errs = append(errs, &InputError{Input: input, Value: v, Msg: "not a valid " + what})
+		}
+	}
+	if r.Policy == nil {
+		return errors.New("request: no policy")
+	}
+	usesNS, usesService := false, false
+	for i := range r.Policy.Spec.SLIs {
+		usesNS = usesNS || r.Policy.Spec.SLIs[i].Uses(policies.PlaceholderNamespace)
+		usesService = usesService || r.Policy.Spec.SLIs[i].Uses(policies.PlaceholderService)
+	}
+	check("service", r.Service, labelValueRE, "service name (Kubernetes label value: letters, digits, '-', '_', '.'; at most 63)", usesService)
+	check("namespace", r.Namespace, namespaceRE, "namespace (DNS-1123 label)", usesNS)
+	check("canary-hash", r.CanaryHash, labelValueRE, "pod template hash (Kubernetes label value)", true)
+	check("stable-hash", r.StableHash, labelValueRE, "pod template hash (Kubernetes label value)", false)
+	if r.StableHash != "" && r.StableHash == r.CanaryHash {
+		errs = append(errs, &InputError{Input: "stable-hash", Value: r.StableHash, Msg: "equals canary-hash: the baseline would compare the canary with itself"})
+	}
+	if r.Stage != "" {
+		if _, i := r.Policy.Stage(r.Stage); i < 0 {
+			var names []string
+			for _, s := range r.Policy.Spec.Stages {
+				names = append(names, s.Name)
+			}
+			errs = append(errs, &InputError{Input: "stage", Value: r.Stage, Msg: fmt.Sprintf("not a stage of policy %s (stages: %s)", r.Policy.Metadata.Name, strings.Join(names, ", "))})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Evaluate judges the canary at r.At. The error is for a request that
+// cannot be evaluated at all (bad input); query errors are part of the
+// verdict, held or failed as the policy says.
+func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	at := r.At
+	if at.IsZero() {
+		at = e.now()
+	}
+	p := r.Policy
+	baseline := r.StableHash != "" && p.Spec.Baseline.On()
+	tests := 0
+	for range p.Spec.SLIs {
+		tests += len(p.Spec.Windows)
+		if baseline {
+			tests++
+		}
+	}
+	looks := p.PlannedLooks(r.Stage)
+	a := spend(p.Spec.Alpha, looks, tests)
+
+	canary := policies.Target{Service: r.Service, Namespace: r.Namespace, Hash: r.CanaryHash}
+	stable := policies.Target{Service: r.Service, Namespace: r.Namespace, Hash: r.StableHash}
+
+	// One batched query per SLI per target.
+	type job struct {
+		sli    int
+		stable bool
+		query  string
+		vec    model.Vector
+		err    error
+	}
+	var jobs []*job
+	for i := range p.Spec.SLIs {
+		jobs = append(jobs, &job{sli: i, query: p.Spec.SLIs[i].Query(canary)})
+		if baseline {
+			jobs = append(jobs, &job{sli: i, stable: true, query: p.Spec.SLIs[i].Query(stable)})
+		}
+	}
+	sem := make(chan struct{}, e.parallelism)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			j.vec, j.err = e.q.Query(ctx, j.query, at)
+		}()
+	}
+	wg.Wait()
+
+	v := &Verdict{
+		Time:       at.UTC(),
+		Policy:     p.Metadata.Name,
+		Stage:      r.Stage,
+		Confidence: 1 - a,
+		Looks:      looks,
+		Queries:    len(jobs),
+	}
+	for i := range p.Spec.SLIs {
+		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, stableHash: r.StableHash}
+		for _, j := range jobs {
+			if j.sli != i {
+				continue
+			}
+			if j.stable {
+				in.stableQuery, in.stableVec, in.stableErr = j.query, j.vec, j.err
+			} else {
+				in.canaryQuery, in.canaryVec, in.canaryErr = j.query, j.vec, j.err
+			}
+		}
+		res := judge(in)
+		if res.Error != "" {
+			v.QueryErrors++
+		}
+		v.SLIs = append(v.SLIs, res)
+	}
+	v.Decision, v.Reason = combine(v, p)
+	return v, nil
+}
+
+// combine turns per-SLI results into the verdict and its one-line reason.
+func combine(v *Verdict, p *policies.Policy) (Decision, string) {
+	worst := Pass
+	for _, s := range v.SLIs {
+		if s.Decision.rank() > worst.rank() {
+			worst = s.Decision
+		}
+	}
+	pick := func(match func(SLIResult) bool) []SLIResult {
+		var out []SLIResult
+		for _, s := range v.SLIs {
+			if match(s) {
+				out = append(out, s)
+			}
+		}
+		// Highest burn first, so the reason names the worst offender.
+		sort.SliceStable(out, func(i, j int) bool { return burnKey(out[i]) > burnKey(out[j]) })
+		return out
+	}
+	more := func(n int) string {
+		if n > 1 {
+			return fmt.Sprintf(" (+%d more)", n-1)
+		}
+		return ""
+	}
+	switch worst {
+	case Fail:
+		f := pick(func(s SLIResult) bool { return s.Decision == Fail && s.Error == "" })
+		if len(f) > 0 {
+			return Fail, fmt.Sprintf("%s: %s%s", f[0].Name, f[0].Reason, more(len(f)))
+		}
+		e := pick(func(s SLIResult) bool { return s.Decision == Fail })
+		return Fail, fmt.Sprintf("query error on %d SLI(s) and policy onQueryError=fail: %s: %s", len(e), e[0].Name, e[0].Reason)
+	case Hold:
+		h := pick(func(s SLIResult) bool { return s.Decision == Hold && s.Error == "" })
+		if len(h) > 0 {
+			return Hold, fmt.Sprintf("%s: %s%s", h[0].Name, h[0].Reason, more(len(h)))
+		}
+		e := pick(func(s SLIResult) bool { return s.Decision == Hold })
+		return Hold, fmt.Sprintf("query error on %d SLI(s), holding (policy onQueryError=hold): %s: %s", len(e), e[0].Name, e[0].Reason)
+	}
+	top := pick(func(SLIResult) bool { return true })
+	return Pass, fmt.Sprintf("all %d SLIs within budget; highest burn %s (%s)", len(v.SLIs), fmtBurn(top[0].MaxBurn()), top[0].Name)
+}
+
+func burnKey(s SLIResult) float64 {
+	b := float64(s.MaxBurn())
+	if math.IsNaN(b) {
+		return -1
+	}
+	return b
+}
+
+func fmtBurn(b Num) string {
+	f := float64(b)
+	switch {
+	case math.IsNaN(f):
+		return "n/a"
+	case f >= 100:
+		return fmt.Sprintf("%.0f×", f)
+	case f >= 10:
+		return fmt.Sprintf("%.1f×", f)
+	}
+	return fmt.Sprintf("%.2f×", f)
+}

@@ -1,0 +1,317 @@
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/phaseguard/phaseguard/policies"
+)
+
+// ErrNoData marks a window with no data. No data is not zero burn: it
+// holds, it never passes.
+var ErrNoData = errors.New("no data")
+
+type sliInput struct {
+	sli        *policies.SLI
+	policy     *policies.Policy
+	a          float64 // per-test level
+	stableHash string
+
+	canaryQuery, stableQuery string
+	canaryVec, stableVec     model.Vector
+	canaryErr, stableErr     error
+}
+
+// window holds one target's counts in one window.
+type window struct {
+	d          time.Duration
+	bad, total float64 // ratio: events; rate: events and hours
+	err        error   // ErrNoData or a data error (NaN, negative)
+}
+
+func (w window) value() float64 {
+	if w.err != nil || w.total <= 0 {
+		return math.NaN()
+	}
+	return w.bad / w.total
+}
+
+// bounds returns the window's value and its lower and upper bounds at
+// level a.
+func (w window) bounds(kind string, a float64) (v, lo, hi float64) {
+	if w.err != nil || w.total <= 0 {
+		return math.NaN(), math.NaN(), math.NaN()
+	}
+	if kind == policies.KindRate {
+		return w.bad / w.total, countLower(w.bad, a) / w.total, countUpper(w.bad, a) / w.total
+	}
+	return w.bad / w.total, ratioLower(w.bad, w.total, a), ratioUpper(w.bad, w.total, a)
+}
+
+// extract reads a batched query result into per-window counts.
+func extract(sli *policies.SLI, windows []time.Duration, vec model.Vector) ([]window, error) {
+	type key struct{ part, win string }
+	got := map[key]float64{}
+	for _, s := range vec {
+		k := key{string(s.Metric[policies.PartLabel]), string(s.Metric[policies.WindowLabel])}
+		if _, dup := got[k]; dup {
+			return nil, fmt.Errorf("query returned more than one series for %s in %s: aggregate it to one series (e.g. sum(...))", k.part, k.win)
+		}
+		got[k] = float64(s.Value)
+	}
+	out := make([]window, len(windows))
+	for i, d := range windows {
+		w := window{d: d}
+		name := model.Duration(d).String()
+		get := func(p policies.Part) (float64, bool) { v, ok := got[key{string(p), name}]; return v, ok }
+		invalid := func(p policies.Part, v float64) error {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return fmt.Errorf("%s in %s is %g: not a count", p, name, v)
+			}
+			return nil
+		}
+		if sli.Kind() == policies.KindRate {
+			w.total = d.Hours()
+			ev, hasEv := get(policies.PartEvents)
+			_, hasPresence := get(policies.PartPresence)
+			switch {
+			case hasEv:
+				w.bad, w.err = ev, invalid(policies.PartEvents, ev)
+			case hasPresence:
+				// The target reports but no event series exists yet: a
+				// counter that was never incremented.
+				w.bad = 0
+			default:
+				w.err = ErrNoData
+			}
+		} else {
+			total, hasTotal := get(policies.PartTotal)
+			bad, hasBad := get(policies.PartBad)
+			good, hasGood := get(policies.PartGood)
+			switch {
+			case !hasTotal:
+				w.err = ErrNoData
+			case invalid(policies.PartTotal, total) != nil:
+				w.err = invalid(policies.PartTotal, total)
+			case total == 0:
+				w.err = ErrNoData
+			case sli.Ratio.Good != "" && !hasGood:
+				// Without good events we cannot know the bad ones.
+				w.err = ErrNoData
+			case sli.Ratio.Good != "":
+				if w.err = invalid(policies.PartGood, good); w.err == nil {
+					w.bad, w.total = math.Max(total-good, 0), total
+				}
+			case !hasBad:
+				// Total events exist but no bad series does: a counter
+				// with a label value that never occurred.
+				w.bad, w.total = 0, total
+			default:
+				if w.err = invalid(policies.PartBad, bad); w.err == nil {
+					// increase() extrapolates each series on its own,
+					// so bad may exceed total by a little.
+					w.bad, w.total = math.Min(bad, total), total
+				}
+			}
+		}
+		out[i] = w
+	}
+	return out, nil
+}
+
+// judge decides one SLI.
+func judge(in sliInput) SLIResult {
+	sli, p := in.sli, in.policy
+	windows := p.Windows()
+	kind := sli.Kind()
+	budget := sli.Budget()
+	r := SLIResult{
+		Name:      sli.Name,
+		Kind:      kind,
+		Budget:    Num(budget),
+		Value:     Num(math.NaN()),
+		Samples:   Num(math.NaN()),
+		Burn:      map[string]Num{},
+		BurnLower: map[string]Num{},
+		BurnUpper: map[string]Num{},
+		Queries:   []string{in.canaryQuery},
+	}
+	if in.stableQuery != "" {
+		r.Queries = append(r.Queries, in.stableQuery)
+	}
+	onErr := Hold
+	if p.Spec.OnQueryError == "fail" {
+		onErr = Fail
+	}
+	if in.canaryErr != nil {
+		r.Decision, r.Error = onErr, in.canaryErr.Error()
+		r.Reason = "canary query failed: " + in.canaryErr.Error()
+		return r
+	}
+	cw, err := extract(sli, windows, in.canaryVec)
+	if err != nil {
+		r.Decision, r.Error = onErr, err.Error()
+		r.Reason = "canary " + err.Error()
+		return r
+	}
+	byWin := map[time.Duration]window{}
+	for _, w := range cw {
+		byWin[w.d] = w
+		name := model.Duration(w.d).String()
+		v, lo, hi := w.bounds(kind, in.a)
+		wr := WindowResult{Window: name, Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
+			Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)}
+		if w.err != nil {
+			wr.Bad, wr.Total = Num(math.NaN()), Num(math.NaN())
+		}
+		r.Windows = append(r.Windows, wr)
+		r.Burn[name], r.BurnLower[name], r.BurnUpper[name] = wr.Burn, wr.BurnLower, wr.BurnUpper
+	}
+	longest := cw[0]
+	r.Value = Num(longest.value())
+	if longest.err == nil {
+		r.Samples = Num(longest.total)
+		if kind == policies.KindRate {
+			r.Samples = Num(longest.bad)
+		}
+	}
+
+	// Stable side, when compared.
+	var sw map[time.Duration]window
+	if in.stableHash != "" && in.stableQuery != "" {
+		r.Baseline = &BaselineResult{Hash: in.stableHash, Value: Num(math.NaN()), Samples: Num(math.NaN()), PValue: Num(math.NaN()), Burn: map[string]Num{}}
+		if in.stableErr == nil {
+			ws, err := extract(sli, windows, in.stableVec)
+			if err != nil {
+				in.stableErr = err
+			} else {
+				sw = map[time.Duration]window{}
+				for _, w := range ws {
+					sw[w.d] = w
+					name := model.Duration(w.d).String()
+					v, lo, hi := w.bounds(kind, in.a)
+					r.Baseline.Windows = append(r.Baseline.Windows, WindowResult{Window: name, Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
+						Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)})
+					r.Baseline.Burn[name] = Num(v / budget)
+				}
+				r.Baseline.Value = Num(ws[0].value())
+				if ws[0].err == nil {
+					r.Baseline.Samples = Num(ws[0].total)
+				}
+			}
+		}
+	}
+
+	// Data errors (NaN, Inf, negative counts) in any window never pass.
+	for _, w := range cw {
+		if w.err != nil && !errors.Is(w.err, ErrNoData) {
+			r.Decision = Hold
+			r.Reason = fmt.Sprintf("canary data unusable: %v", w.err)
+			return r
+		}
+	}
+	if longest.err != nil {
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("no data for the canary in %s: check the service and hash, and that the metrics are scraped", model.Duration(longest.d))
+		return r
+	}
+	if kind == policies.KindRatio && longest.total < p.Spec.MinSamples {
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed in %s", longest.total, p.Spec.MinSamples, model.Duration(longest.d))
+		return r
+	}
+
+	// Multi-window, multi-burn-rate: a pair trips when the lower
+	// confidence bound of the burn in both its windows exceeds its factor.
+	var tripped []policies.WindowPair
+	for _, pair := range p.Spec.Windows {
+		l, s := byWin[time.Duration(pair.Long)], byWin[time.Duration(pair.Short)]
+		if l.err != nil || s.err != nil {
+			continue
+		}
+		_, ll, _ := l.bounds(kind, in.a)
+		_, sl, _ := s.bounds(kind, in.a)
+		if ll/budget > pair.Factor && sl/budget > pair.Factor {
+			tripped = append(tripped, pair)
+			r.Tripped = append(r.Tripped, pair.String())
+		}
+	}
+
+	// Canary versus stable in the longest window.
+	worse := false
+	if r.Baseline != nil && sw != nil {
+		sl := sw[longest.d]
+		if sl.err == nil {
+			nc, ns := longest.total, sl.total
+			pv := worseP(longest.bad, nc, sl.bad, ns, p.Spec.Baseline.MaxRatio)
+			r.Baseline.PValue = Num(pv)
+			worse = pv < in.a && longest.value()/budget >= p.Spec.Baseline.MinBurn
+			r.Baseline.Worse = worse
+		}
+		if len(tripped) > 0 && !worse {
+			also := true
+			for _, pair := range tripped {
+				for _, d := range []time.Duration{time.Duration(pair.Long), time.Duration(pair.Short)} {
+					w := sw[d]
+					enough := kind == policies.KindRate || w.total >= p.Spec.MinSamples
+					if w.err != nil || !enough || w.value()/budget < pair.Factor/p.Spec.Baseline.MaxRatio {
+						also = false
+					}
+				}
+			}
+			r.Baseline.AlsoBad = also
+		}
+	}
+
+	switch {
+	case len(tripped) > 0 && r.Baseline != nil && r.Baseline.AlsoBad:
+		pair := tripped[0]
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("canary burns %s over %s but stable burns %s too: not the canary's fault, look at what they share",
+			fmtBurn(r.Burn[model.Duration(pair.Long).String()]), model.Duration(pair.Long), fmtBurn(r.Baseline.Burn[model.Duration(pair.Long).String()]))
+	case len(tripped) > 0:
+		pair := tripped[0]
+		ln, sn := model.Duration(pair.Long).String(), model.Duration(pair.Short).String()
+		r.Decision = Fail
+		r.Reason = fmt.Sprintf("burning %s budget over %s and %s over %s (limit %g×, at least %s and %s with %s confidence): roll back",
+			fmtBurn(r.Burn[ln]), ln, fmtBurn(r.Burn[sn]), sn, pair.Factor, fmtBurn(r.BurnLower[ln]), fmtBurn(r.BurnLower[sn]), confidence(in.a))
+	case worse:
+		r.Decision = Fail
+		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s in %s (more than %g× stable, p=%.2g): roll back",
+			fmtValue(kind, longest.value()), fmtValue(kind, r.Baseline.Value), model.Duration(longest.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue))
+	case in.stableErr != nil:
+		r.Decision, r.Error = onErr, in.stableErr.Error()
+		r.Reason = "stable query failed: " + in.stableErr.Error()
+	default:
+		r.Decision = Pass
+		r.Reason = fmt.Sprintf("burn %s in %s, within every window pair", fmtBurn(r.Burn[model.Duration(longest.d).String()]), model.Duration(longest.d))
+	}
+	return r
+}
+
+func confidence(a float64) string {
+	c := (1 - a) * 100
+	switch {
+	case c >= 99.99:
+		return fmt.Sprintf("%.4g%%", c)
+	}
+	return fmt.Sprintf("%.3g%%", c)
+}
+
+func fmtValue(kind string, v any) string {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case Num:
+		f = float64(x)
+	}
+	if kind == policies.KindRate {
+		return fmt.Sprintf("%.3g/h", f)
+	}
+	return fmt.Sprintf("%.3g%%", f*100)
+}

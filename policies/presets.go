@@ -1,0 +1,136 @@
+package policies
+
+import (
+	"embed"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// sel is the selector of one target on the metric convention of DESIGN.md.
+const sel = `service="$service",pod_template_hash="$hash"`
+
+// sliPresets are the built-in SLIs. The first seven follow phaseguard's
+// metric convention; the rest read metrics users already have.
+var sliPresets = map[string]SLI{
+	"drain-failure": {
+		Description: "requests served by an instance that is not active (init, draining, stopped)",
+		Objective:   99.9,
+		Ratio: &Ratio{
+			Bad:   `sum(increase(phase_requests_total{` + sel + `,phase!="active"}[$window]))`,
+			Total: `sum(increase(phase_requests_total{` + sel + `}[$window]))`,
+		},
+	},
+	"flaps": {
+		Description: "phase transitions back to an earlier phase (draining->active, active->init) per hour",
+		Allowance:   2,
+		Rate: &Rate{
+			Events:   `sum(increase(phase_transitions_total{` + sel + `,from=~"draining|active",to=~"active|init"}[$window]))`,
+			Presence: `sum(count_over_time(phase_transitions_total{` + sel + `}[$window]))`,
+		},
+	},
+	"phase-mismatch": {
+		Description: "observations where a consumer disagreed with the instance about its phase",
+		Objective:   99.9,
+		Ratio: &Ratio{
+			Bad:   `sum(increase(phase_observations_total{` + sel + `,agree="false"}[$window]))`,
+			Total: `sum(increase(phase_observations_total{` + sel + `}[$window]))`,
+		},
+	},
+	"duplicate-processing": {
+		Description: "jobs executed twice (two instances both believed they led)",
+		Objective:   99.9,
+		Ratio: &Ratio{
+			Bad:   `sum(increase(phase_job_executions_total{` + sel + `,duplicate="true"}[$window]))`,
+			Total: `sum(increase(phase_job_executions_total{` + sel + `}[$window]))`,
+		},
+	},
+	"schema-errors": {
+		Description: "requests that failed on a schema of the wrong migration phase",
+		Objective:   99.9,
+		Ratio: &Ratio{
+			Bad:   `sum(increase(phase_schema_errors_total{` + sel + `}[$window]))`,
+			Total: `sum(increase(phase_requests_total{` + sel + `}[$window]))`,
+		},
+	},
+	"slow-propagation": {
+		Description: "phase changes that took longer than 2 s to reach every consumer",
+		Objective:   99,
+		Ratio: &Ratio{
+			// le is "2" in the Prometheus text format and "2.0" in OpenMetrics.
+			Good:  `sum(increase(phase_propagation_seconds_bucket{` + sel + `,le=~"2|2\\.0"}[$window]))`,
+			Total: `sum(increase(phase_propagation_seconds_count{` + sel + `}[$window]))`,
+		},
+	},
+	"reconcile-retries": {
+		Description: "reconcile retries per hour (controllers fighting over a phase)",
+		Allowance:   60,
+		Rate: &Rate{
+			Events:   `sum(increase(phase_reconcile_retries_total{` + sel + `}[$window]))`,
+			Presence: `sum(count_over_time(phase_requests_total{` + sel + `}[$window]))`,
+		},
+	},
+	"kube-readiness-flaps": {
+		Description: "readiness flips per hour of the target's pods, from kube-state-metrics (two flips make one flap)",
+		Allowance:   4,
+		Rate: &Rate{
+			Events: `sum(changes(kube_pod_status_ready{namespace="$namespace",condition="true"}[$window])` +
+				` * on (namespace, pod) group_left () max by (namespace, pod) (kube_pod_labels{namespace="$namespace",label_rollouts_pod_template_hash="$hash"}))`,
+			Presence: `sum(max_over_time(kube_pod_labels{namespace="$namespace",label_rollouts_pod_template_hash="$hash"}[$window]))`,
+		},
+	},
+	"istio-drain-503": {
+		Description: "requests answered 503 by Envoy because the upstream was gone or draining (Istio; destination_version carries the pod template hash)",
+		Objective:   99.9,
+		Ratio: &Ratio{
+			Bad: `sum(increase(istio_requests_total{destination_service_name="$service",destination_workload_namespace="$namespace",destination_version="$hash",` +
+				`response_code="503",response_flags=~"UH|UF|UC|URX|NR"}[$window]))`,
+			Total: `sum(increase(istio_requests_total{destination_service_name="$service",destination_workload_namespace="$namespace",destination_version="$hash"}[$window]))`,
+		},
+	},
+	"ingress-nginx-503": {
+		Description: "requests answered 502/503 by ingress-nginx for the target's Service (set --service to the canary or stable Service name)",
+		Objective:   99.9,
+		Ratio: &Ratio{
+			Bad:   `sum(increase(nginx_ingress_controller_requests{exported_namespace="$namespace",exported_service="$service",status=~"502|503"}[$window]))`,
+			Total: `sum(increase(nginx_ingress_controller_requests{exported_namespace="$namespace",exported_service="$service"}[$window]))`,
+		},
+	},
+}
+
+// SLIPresetNames lists the built-in SLI presets.
+func SLIPresetNames() []string { return slices.Sorted(maps.Keys(sliPresets)) }
+
+//go:embed presets/*.yaml
+var presetFiles embed.FS
+
+// PresetNames lists the built-in policies.
+func PresetNames() []string {
+	entries, _ := presetFiles.ReadDir("presets")
+	var out []string
+	for _, e := range entries {
+		out = append(out, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	return out
+}
+
+// IsPreset reports whether name is a built-in policy.
+func IsPreset(name string) bool { return slices.Contains(PresetNames(), name) }
+
+// Preset loads a built-in policy by name.
+func Preset(name string) (*Policy, error) {
+	if !IsPreset(name) {
+		return nil, fmt.Errorf("unknown policy preset %q (known: %s)", name, strings.Join(PresetNames(), ", "))
+	}
+	data, err := presetFiles.ReadFile("presets/" + name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("read preset %q: %w", name, err)
+	}
+	return Load(data, "preset "+name)
+}
+
+// PresetYAML returns the YAML source of a built-in policy.
+func PresetYAML(name string) ([]byte, error) {
+	return presetFiles.ReadFile("presets/" + name + ".yaml")
+}

@@ -1,0 +1,219 @@
+package policies
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// Placeholders a query may use. $window is replaced by each window of the
+// policy before parsing; the others may only be whole label matcher values
+// of = or != matchers, and are filled per target after validation, so that
+// no outside value is ever pasted into PromQL unchecked.
+const (
+	PlaceholderWindow    = "$window"
+	PlaceholderService   = "$service"
+	PlaceholderNamespace = "$namespace"
+	PlaceholderHash      = "$hash"
+)
+
+var targetPlaceholders = []string{PlaceholderService, PlaceholderNamespace, PlaceholderHash}
+
+// promqlParser parses with Prometheus's default options.
+var promqlParser = parser.NewParser(parser.Options{})
+
+// Part names one series of an SLI's batched query.
+type Part string
+
+// Parts of a batched query.
+const (
+	PartBad      Part = "bad"
+	PartGood     Part = "good"
+	PartTotal    Part = "total"
+	PartEvents   Part = "events"
+	PartPresence Part = "presence"
+)
+
+// PartLabel and WindowLabel tag each series of a batched query.
+const (
+	PartLabel   = "phaseguard_part"
+	WindowLabel = "phaseguard_window"
+)
+
+// compiledSLI holds an SLI's queries printed from their parsed form, one
+// per (part, window), with target placeholders still in place.
+type compiledSLI struct {
+	parts    []Part
+	windows  []time.Duration
+	printed  map[Part][]string // part -> per window
+	uses     map[string]bool   // target placeholders used
+	batchTpl string            // the whole batched query, placeholders in place
+}
+
+// Target selects the series of one version of a service. Its values are
+// validated by the caller (analysis.Target.Validate) before they reach
+// Render; Render quotes them as PromQL strings regardless.
+type Target struct {
+	Service   string
+	Namespace string
+	Hash      string
+}
+
+// Uses reports whether any query of the SLI uses the placeholder.
+func (s *SLI) Uses(placeholder string) bool { return s.compiled != nil && s.compiled.uses[placeholder] }
+
+// Parts returns the parts of the SLI's batched query.
+func (s *SLI) Parts() []Part { return s.compiled.parts }
+
+// Query returns the batched PromQL query of the SLI for one target: every
+// part in every window of the policy, each series tagged with PartLabel and
+// WindowLabel, joined with `or`. One query per SLI per target per
+// evaluation.
+func (s *SLI) Query(t Target) string {
+	return render(s.compiled.batchTpl, t)
+}
+
+// PartQuery returns one part's query in one window for a target, for
+// display.
+func (s *SLI) PartQuery(p Part, w time.Duration, t Target) string {
+	i := slices.Index(s.compiled.windows, w)
+	q := s.compiled.printed[p]
+	if i < 0 || q == nil {
+		return ""
+	}
+	return render(q[i], t)
+}
+
+func render(tpl string, t Target) string {
+	return strings.NewReplacer(
+		strconv.Quote(PlaceholderService), strconv.Quote(t.Service),
+		strconv.Quote(PlaceholderNamespace), strconv.Quote(t.Namespace),
+		strconv.Quote(PlaceholderHash), strconv.Quote(t.Hash),
+	).Replace(tpl)
+}
+
+// compile parses every query of s for every window and builds the batched
+// query. Errors carry the field path of the query.
+func (s *SLI) compile(path string, windows []time.Duration) []error {
+	c := &compiledSLI{windows: windows, printed: map[Part][]string{}, uses: map[string]bool{}}
+	var errs []error
+	type src struct {
+		part  Part
+		field string
+		expr  string
+	}
+	var srcs []src
+	switch {
+	case s.Rate != nil:
+		srcs = append(srcs, src{PartEvents, "rate.events", s.Rate.Events})
+		if s.Rate.Presence != "" {
+			srcs = append(srcs, src{PartPresence, "rate.presence", s.Rate.Presence})
+		}
+	case s.Ratio != nil:
+		if s.Ratio.Bad != "" {
+			srcs = append(srcs, src{PartBad, "ratio.bad", s.Ratio.Bad})
+		}
+		if s.Ratio.Good != "" {
+			srcs = append(srcs, src{PartGood, "ratio.good", s.Ratio.Good})
+		}
+		srcs = append(srcs, src{PartTotal, "ratio.total", s.Ratio.Total})
+	}
+	var batch []string
+	for _, q := range srcs {
+		if strings.TrimSpace(q.expr) == "" {
+			continue // reported by validation
+		}
+		fp := join(path, q.field)
+		c.parts = append(c.parts, q.part)
+		for _, w := range windows {
+			text := strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(w).String())
+			expr, err := promqlParser.ParseExpr(text)
+			if err != nil {
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("bad PromQL %q: %v", q.expr, err)})
+				break
+			}
+			if err := checkPlaceholders(expr, c.uses); err != nil {
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q: %v", q.expr, err)})
+				break
+			}
+			if t := expr.Type(); t != parser.ValueTypeVector && t != parser.ValueTypeScalar {
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q returns a %s; it must return an instant vector", q.expr, t)})
+				break
+			}
+			if expr.Type() == parser.ValueTypeScalar {
+				expr = &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{expr}}
+			}
+			printed := expr.String()
+			c.printed[q.part] = append(c.printed[q.part], printed)
+			batch = append(batch, fmt.Sprintf(`label_replace(label_replace(%s, %q, %q, "", ""), %q, %q, "", "")`,
+				printed, PartLabel, string(q.part), WindowLabel, model.Duration(w).String()))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if !strings.Contains(strings.Join(srcSlice(srcs, func(q src) string { return q.expr }), " "), PlaceholderWindow) {
+		errs = append(errs, &FieldError{Path: path, Msg: "no query uses $window: every window would give the same numbers"})
+	}
+	if !c.uses[PlaceholderHash] && !c.uses[PlaceholderService] {
+		errs = append(errs, &FieldError{Path: path, Msg: "no query selects the target with $hash or $service: canary and stable would be indistinguishable"})
+	}
+	c.batchTpl = strings.Join(batch, " or ")
+	// The batched query is built from parsed parts; parse it once to be sure.
+	if _, err := promqlParser.ParseExpr(c.batchTpl); err != nil && len(batch) > 0 {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf("batched query does not parse: %v", err)})
+	}
+	s.compiled = c
+	return errs
+}
+
+func srcSlice[T any](in []T, f func(T) string) []string {
+	out := make([]string, len(in))
+	for i, v := range in {
+		out[i] = f(v)
+	}
+	return out
+}
+
+// checkPlaceholders allows $service, $namespace and $hash only as whole
+// values of = and != label matchers, and nowhere else.
+func checkPlaceholders(expr parser.Expr, uses map[string]bool) error {
+	var err error
+	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
+		if err != nil {
+			return err
+		}
+		switch n := node.(type) {
+		case *parser.VectorSelector:
+			for _, m := range n.LabelMatchers {
+				if !strings.Contains(m.Value, "$") {
+					continue
+				}
+				if !slices.Contains(targetPlaceholders, m.Value) {
+					err = fmt.Errorf("label %s: unknown placeholder %q (use %s)", m.Name, m.Value, strings.Join(targetPlaceholders, ", "))
+					return err
+				}
+				if m.Type != labels.MatchEqual && m.Type != labels.MatchNotEqual {
+					err = fmt.Errorf("label %s: placeholder %s only works with = or !=", m.Name, m.Value)
+					return err
+				}
+				uses[m.Value] = true
+			}
+		case *parser.StringLiteral:
+			for _, ph := range targetPlaceholders {
+				if strings.Contains(n.Val, ph) {
+					err = fmt.Errorf("string %q: %s is allowed only as a label matcher value", n.Val, ph)
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return err
+}
