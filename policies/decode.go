@@ -18,10 +18,14 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Path, e.Msg)
+	path := e.Path
+	if path == "" {
+		path = "(document)"
 	}
-	return fmt.Sprintf("%s: %s", e.Path, e.Msg)
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, path, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", path, e.Msg)
 }
 
 // decoder decodes a yaml.Node tree into Go structs by their yaml tags,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +103,7 @@ func Load(data []byte, source string) (*Policy, error) {
 	errs := p.expandPresets(d.lines)
 	p.defaults()
 	errs = append(errs, p.validate(d.lines)...)
+	sortByLine(errs)
 	if len(errs) > 0 {
 		return nil, &Error{Source: source, Errs: errs}
 	}
@@ -240,6 +242,9 @@ func (p *Policy) validate(lines map[string]int) []error {
 	for i := range s.SLIs {
 		sli := &s.SLIs[i]
 		path := fmt.Sprintf("spec.slis[%d]", i)
+		if _, known := sliPresets[sli.Preset]; sli.Preset != "" && !known {
+			continue // reported by expandPresets
+		}
 		if !nameRE.MatchString(sli.Name) {
 			bad(path+".name", "must be a DNS-1123 label, got %q", sli.Name)
 		} else if names[sli.Name] {
@@ -263,8 +268,8 @@ func (p *Policy) validate(lines map[string]int) []error {
 			}
 			if sli.Objective == 0 {
 				bad(path+".objective", "missing: a ratio SLI needs an objective in percent, e.g. 99.9")
-			} else if !(sli.Objective > 0 && sli.Objective < 100) {
-				bad(path+".objective", "must be a percentage in (0, 100), got %g", sli.Objective)
+			} else if !(sli.Objective >= 50 && sli.Objective < 100) {
+				bad(path+".objective", "must be a percentage of good events in [50, 100), got %g (99.9 means a 0.1 %% budget)", sli.Objective)
 			}
 			if sli.Allowance != 0 {
 				bad(path+".allowance", "only for rate SLIs")
@@ -291,6 +296,18 @@ func (p *Policy) validate(lines map[string]int) []error {
 		}
 	}
 	return errs
+}
+
+// sortByLine orders problems as they appear in the file.
+func sortByLine(errs []error) {
+	line := func(err error) int {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return fe.Line
+		}
+		return 0
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return line(a) - line(b) })
 }
 
 // lineOf returns the line of path, or of its nearest ancestor that has one
