@@ -256,8 +256,15 @@ func combine(v *Verdict, p *policies.Policy) (Decision, string) {
 		e := pick(func(s SLIResult) bool { return s.Decision == Hold })
 		return Hold, fmt.Sprintf("query error on %d SLI(s), holding (policy onQueryError=hold): %s: %s", len(e), e[0].Name, e[0].Reason)
 	}
-	top := pick(func(SLIResult) bool { return true })
-	return Pass, fmt.Sprintf("all %d SLIs within budget; highest burn %s (%s)", len(v.SLIs), fmtBurn(top[0].MaxBurn()), top[0].Name)
+	// A pass names the SLI closest to its budget over the longest window:
+	// short windows with few events are too noisy to single one out.
+	top := v.SLIs[0]
+	for _, s := range v.SLIs[1:] {
+		if longBurn(s) > longBurn(top) {
+			top = s
+		}
+	}
+	return Pass, fmt.Sprintf("all %d SLIs within budget; highest burn %s over %s (%s)", len(v.SLIs), fmtBurn(Num(longBurn(top))), top.Windows[0].Window, top.Name)
 }
 
 func burnKey(s SLIResult) float64 {
@@ -266,6 +273,14 @@ func burnKey(s SLIResult) float64 {
 		return -1
 	}
 	return b
+}
+
+// longBurn is the burn over the longest window, -1 without data.
+func longBurn(s SLIResult) float64 {
+	if len(s.Windows) == 0 || math.IsNaN(float64(s.Windows[0].Burn)) {
+		return -1
+	}
+	return float64(s.Windows[0].Burn)
 }
 
 func fmtBurn(b Num) string {

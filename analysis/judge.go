@@ -287,10 +287,48 @@ func judge(in sliInput) SLIResult {
 		r.Decision, r.Error = onErr, in.stableErr.Error()
 		r.Reason = "stable query failed: " + in.stableErr.Error()
 	default:
+		// Passing needs evidence, not just the absence of a trip: the
+		// longest window must rule out, at the policy's alpha, a burn as
+		// fast as the fastest pair's factor; a canary too thin to show a
+		// fast burn holds instead.
+		fastest := 0.0
+		for _, pair := range p.Spec.Windows {
+			fastest = math.Max(fastest, pair.Factor)
+		}
+		_, _, hi := longest.bounds(kind, p.Spec.Alpha)
+		name := model.Duration(longest.d).String()
+		if lb := longest.value() / budget; lb > 1 && hi/budget > fastest {
+			// Over budget, but not yet significantly enough to trip a pair.
+			r.Decision = Hold
+			r.Reason = fmt.Sprintf("thin evidence: burn %s over %s from %s, anywhere between %s and %s: watching",
+				fmtBurn(Num(lb)), name, fmtEvents(longest, kind), fmtBurn(r.BurnLower[name]), fmtBurn(Num(hi/budget)))
+			break
+		}
+		if hi/budget > fastest {
+			r.Decision = Hold
+			r.Reason = fmt.Sprintf("thin evidence: %s events in %s cannot yet rule out a %g× burn (upper bound %s)",
+				fmtCount(longest, kind), name, fastest, fmtBurn(Num(hi/budget)))
+			break
+		}
 		r.Decision = Pass
-		r.Reason = fmt.Sprintf("burn %s in %s, within every window pair", fmtBurn(r.Burn[model.Duration(longest.d).String()]), model.Duration(longest.d))
+		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), name, fmtBurn(Num(hi/budget)))
 	}
 	return r
+}
+
+// fmtEvents says what a window counted: "3 bad of 1200 events" or "13 events".
+func fmtEvents(w window, kind string) string {
+	if kind == policies.KindRate {
+		return fmt.Sprintf("%.0f events", w.bad)
+	}
+	return fmt.Sprintf("%.0f bad of %.0f events", w.bad, w.total)
+}
+
+func fmtCount(w window, kind string) string {
+	if kind == policies.KindRate {
+		return fmt.Sprintf("%.0f", w.bad)
+	}
+	return fmt.Sprintf("%.0f", w.total)
 }
 
 func confidence(a float64) string {

@@ -8,6 +8,7 @@ package policies
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -162,7 +163,8 @@ func (s *SLI) Budget() float64 {
 	if s.Kind() == KindRate {
 		return s.Allowance
 	}
-	return 1 - s.Objective/100
+	// Rounded to 1e-12 so that 99.9 gives 0.001, not 0.000999...989.
+	return math.Round((100-s.Objective)*1e10) / 1e12
 }
 
 // Source names where the policy came from.

@@ -72,10 +72,12 @@ var sliPresets = map[string]SLI{
 		},
 	},
 	"kube-readiness-flaps": {
-		Description: "readiness flips per hour of the target's pods, from kube-state-metrics (two flips make one flap)",
-		Allowance:   4,
+		// resets() counts drops from ready to not ready: one per flap, and
+		// none for a pod that becomes ready for the first time.
+		Description: "times per hour a pod of the target lost readiness, from kube-state-metrics",
+		Allowance:   2,
 		Rate: &Rate{
-			Events: `sum(changes(kube_pod_status_ready{namespace="$namespace",condition="true"}[$window])` +
+			Events: `sum(resets(kube_pod_status_ready{namespace="$namespace",condition="true"}[$window])` +
 				` * on (namespace, pod) group_left () max by (namespace, pod) (kube_pod_labels{namespace="$namespace",label_rollouts_pod_template_hash="$hash"}))`,
 			Presence: `sum(max_over_time(kube_pod_labels{namespace="$namespace",label_rollouts_pod_template_hash="$hash"}[$window]))`,
 		},
