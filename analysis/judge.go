@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -149,7 +151,7 @@ func judge(in sliInput) SLIResult {
 	}
 	if in.canaryErr != nil {
 		r.Decision, r.Error = onErr, in.canaryErr.Error()
-		r.Reason = "canary query failed: " + in.canaryErr.Error()
+		r.Reason = "canary query failed: " + shortErr(in.canaryErr, in.canaryQuery)
 		return r
 	}
 	cw, err := extract(sli, windows, in.canaryVec)
@@ -285,7 +287,7 @@ func judge(in sliInput) SLIResult {
 			fmtValue(kind, longest.value()), fmtValue(kind, r.Baseline.Value), model.Duration(longest.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue))
 	case in.stableErr != nil:
 		r.Decision, r.Error = onErr, in.stableErr.Error()
-		r.Reason = "stable query failed: " + in.stableErr.Error()
+		r.Reason = "stable query failed: " + shortErr(in.stableErr, in.stableQuery)
 	default:
 		// Passing needs evidence, not just the absence of a trip: the
 		// longest window must rule out, at the policy's alpha, a burn as
@@ -329,6 +331,13 @@ func fmtCount(w window, kind string) string {
 		return fmt.Sprintf("%.0f", w.bad)
 	}
 	return fmt.Sprintf("%.0f", w.total)
+}
+
+// shortErr keeps a reason to one readable line: the query, hundreds of
+// characters long, is in SLIResult.Queries and the full error in Error.
+func shortErr(err error, query string) string {
+	msg := strings.ReplaceAll(err.Error(), strconv.Quote(query), "(see queries)")
+	return strings.ReplaceAll(msg, "\n", " ")
 }
 
 func confidence(a float64) string {

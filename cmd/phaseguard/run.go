@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/phaseguard/phaseguard/analysis"
+)
+
+// Exit codes, so that a shell pipeline can gate on a verdict.
+const (
+	exitPass  = 0 // the verdict is pass (lint: every policy is valid)
+	exitFail  = 1 // the verdict is fail: roll back (lint: a policy has problems)
+	exitHold  = 2 // the verdict is hold: pause for a human
+	exitError = 3 // no verdict: bad input, unreadable file, unusable data source
+	exitUsage = 4 // unknown command or flag
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// env gives a command its IO and environment, so it runs in tests without
+// a process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+type command struct {
+	summary string
+	run     func(ctx context.Context, e env, args []string) int
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"evaluate": {"judge the canary once, at --at (default now)", runEvaluate},
+		"backtest": {"walk a time range at --step and print the verdict at each step", runBacktest},
+		"lint":     {"validate policy files and their PromQL", runLint},
+		"demo":     {"replay bundled canaries through the engine; no setup needed", runDemo},
+		"presets":  {"list the built-in policies, or print one as YAML", runPresets},
+		"version":  {"print the version", runVersion},
+	}
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout, cmds)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitPass
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "phaseguard: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return exitUsage
+	}
+	return c.run(ctx, e, args[1:])
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "phaseguard stops a canary release before phase-flip errors burn its error budget.")
+	fmt.Fprintln(w, "\nUsage: phaseguard <command> [flags]\n\nCommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nExit codes: 0 pass, 1 fail, 2 hold, 3 error, 4 usage.")
+	fmt.Fprintln(w, "Run 'phaseguard <command> -h' for a command's flags.")
+}
+
+// parse parses flags, reporting errors the same way for every command.
+func parse(fs *flag.FlagSet, e env, args []string) (code int, ok bool) {
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitPass, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 && fs.Name() != "lint" && fs.Name() != "presets" {
+		fmt.Fprintf(e.stderr, "phaseguard %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// exitCode maps a decision to the process exit code.
+func exitCode(d analysis.Decision) int {
+	switch d {
+	case analysis.Pass:
+		return exitPass
+	case analysis.Fail:
+		return exitFail
+	}
+	return exitHold
+}
+
+// fail reports err for a command and returns exitError.
+func fail(e env, cmd string, err error) int {
+	msg := err.Error()
+	fmt.Fprintf(e.stderr, "phaseguard %s: %s\n", cmd, strings.ReplaceAll(msg, "\n", "\n  "))
+	return exitError
+}
+
+func runVersion(_ context.Context, e env, args []string) int {
+	fs := flag.NewFlagSet("version", flag.ContinueOnError)
+	if code, ok := parse(fs, e, args); !ok {
+		return code
+	}
+	fmt.Fprintf(e.stdout, "phaseguard %s\n", version)
+	return exitPass
+}

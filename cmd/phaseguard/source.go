@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/config"
+
+	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/policies"
+	"github.com/phaseguard/phaseguard/promapi"
+	"github.com/phaseguard/phaseguard/replay"
+	"github.com/phaseguard/phaseguard/scenarios"
+)
+
+// targetFlags are the flags every evaluating command takes: the policy,
+// the stage, the three values that select the canary and its baseline, and
+// where the data comes from.
+type targetFlags struct {
+	policy, stage                      string
+	service, namespace, canary, stable string
+	prometheus, replay                 string
+	httpConfig, bearerTokenFile        string
+	headers                            headerFlag
+	timeout                            time.Duration
+	output                             string
+}
+
+func (t *targetFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.policy, "policy", "phase-default", "policy: a built-in preset name (see 'phaseguard presets') or a file")
+	fs.StringVar(&t.stage, "stage", "", "stage of the policy being judged (sets how many looks alpha is spread over)")
+	fs.StringVar(&t.service, "service", "", "service name (value of the service label)")
+	fs.StringVar(&t.namespace, "namespace", "", "namespace, for policies that select by namespace")
+	fs.StringVar(&t.canary, "canary-hash", "", "pod template hash of the canary (Argo's rollouts-pod-template-hash)")
+	fs.StringVar(&t.stable, "stable-hash", "", "pod template hash of the stable version; enables the baseline comparison")
+	fs.StringVar(&t.prometheus, "prometheus", "", "Prometheus-compatible API base URL (Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics)")
+	fs.StringVar(&t.replay, "replay", "", "OpenMetrics file with timestamps to evaluate in process, or a bundled scenario name (see 'phaseguard demo')")
+	fs.StringVar(&t.httpConfig, "http-config", "", "YAML file with Prometheus HTTP client settings (authorization, basic_auth, tls_config, http_headers, proxy)")
+	fs.StringVar(&t.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for --prometheus")
+	fs.Var(&t.headers, "header", "extra HTTP header 'Name: value' for --prometheus, repeatable (e.g. 'X-Scope-OrgID: tenant-1')")
+	fs.DurationVar(&t.timeout, "timeout", 30*time.Second, "deadline for one evaluation, retries included")
+	fs.StringVar(&t.output, "output", "text", "output format: text or json")
+}
+
+// headerFlag collects repeated --header flags.
+type headerFlag []string
+
+func (h *headerFlag) String() string { return strings.Join(*h, ", ") }
+func (h *headerFlag) Set(v string) error {
+	name, _, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("want 'Name: value', got %q", v)
+	}
+	*h = append(*h, v)
+	return nil
+}
+
+// source is an opened data source and, for a bundled scenario, its truth.
+type source struct {
+	querier   analysis.Querier
+	store     *replay.Store // nil for a live Prometheus
+	truth     *scenarios.Truth
+	closeFunc func()
+}
+
+func (s *source) Close() {
+	if s.closeFunc != nil {
+		s.closeFunc()
+	}
+}
+
+// open validates the flags and opens the data source and the policy.
+func (t *targetFlags) open() (*source, *policies.Policy, error) {
+	if t.output != "text" && t.output != "json" {
+		return nil, nil, fmt.Errorf("--output %q: want text or json", t.output)
+	}
+	if (t.prometheus == "") == (t.replay == "") {
+		return nil, nil, errors.New("give exactly one of --prometheus URL and --replay FILE")
+	}
+	if t.timeout <= 0 {
+		return nil, nil, fmt.Errorf("--timeout %s: must be positive", t.timeout)
+	}
+	p, err := policies.Resolve(t.policy)
+	if err != nil {
+		return nil, nil, err
+	}
+	if t.replay != "" {
+		s, err := openReplay(t.replay)
+		if err != nil {
+			return nil, nil, err
+		}
+		// A bundled scenario knows its own targets: flags left empty take them.
+		if s.truth != nil {
+			t.service = cmpOr(t.service, s.truth.Service)
+			t.namespace = cmpOr(t.namespace, s.truth.Namespace)
+			t.canary = cmpOr(t.canary, s.truth.CanaryHash)
+			t.stable = cmpOr(t.stable, s.truth.StableHash)
+		}
+		return s, p, nil
+	}
+	cfg := config.DefaultHTTPClientConfig
+	if t.httpConfig != "" {
+		c, _, err := config.LoadHTTPConfigFile(t.httpConfig)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--http-config %s: %w", t.httpConfig, err)
+		}
+		cfg = *c
+	}
+	if t.bearerTokenFile != "" {
+		cfg.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: t.bearerTokenFile}
+	}
+	if len(t.headers) > 0 {
+		if cfg.HTTPHeaders == nil {
+			cfg.HTTPHeaders = &config.Headers{Headers: map[string]config.Header{}}
+		}
+		for _, h := range t.headers {
+			name, value, _ := strings.Cut(h, ":")
+			name = strings.TrimSpace(name)
+			hv := cfg.HTTPHeaders.Headers[name]
+			hv.Values = append(hv.Values, strings.TrimSpace(value))
+			cfg.HTTPHeaders.Headers[name] = hv
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("prometheus http settings: %w", err)
+	}
+	c, err := promapi.New(promapi.Config{URL: t.prometheus, HTTP: cfg, Timeout: t.timeout})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--prometheus: %w", err)
+	}
+	return &source{querier: c}, p, nil
+}
+
+// openReplay loads an OpenMetrics file, or a bundled scenario by name.
+func openReplay(ref string) (*source, error) {
+	if b, ok := scenarios.Lookup(ref); ok {
+		st, err := replay.Load(bytes.NewReader(b.OpenMetrics))
+		if err != nil {
+			return nil, fmt.Errorf("scenario %s: %w", ref, err)
+		}
+		truth := b.Truth
+		return &source{querier: st, store: st, truth: &truth, closeFunc: func() { st.Close() }}, nil
+	}
+	if _, err := os.Stat(ref); err != nil {
+		return nil, fmt.Errorf("--replay %s: not a file and not a bundled scenario (%s)", ref, strings.Join(scenarioNames(), ", "))
+	}
+	st, err := replay.LoadFile(ref)
+	if err != nil {
+		return nil, fmt.Errorf("--replay %s: %w", ref, err)
+	}
+	return &source{querier: st, store: st, closeFunc: func() { st.Close() }}, nil
+}
+
+func scenarioNames() []string {
+	var out []string
+	for _, b := range scenarios.Demo() {
+		out = append(out, b.Name)
+	}
+	return out
+}
+
+func (t *targetFlags) request(p *policies.Policy, at time.Time) analysis.Request {
+	return analysis.Request{Policy: p, Stage: t.stage, At: at, Service: t.service, Namespace: t.namespace, CanaryHash: t.canary, StableHash: t.stable}
+}
+
+// parseTime accepts RFC 3339, Unix seconds, or "now".
+func parseTime(flagName, v string, now time.Time) (time.Time, error) {
+	if v == "" || v == "now" {
+		return now, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("--%s %q: want RFC 3339 (2026-01-02T15:04:05Z), Unix seconds or now", flagName, v)
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,231 @@
+// Package promapi runs PromQL instant queries against a live server that
+// speaks the Prometheus HTTP API: Prometheus itself, Thanos, Mimir, Cortex or
+// VictoriaMetrics.
+//
+// It follows the instant query endpoint described at
+// https://prometheus.io/docs/prometheus/latest/querying/api/#instant-queries
+// through client_golang's api/prometheus/v1 client, with authentication, TLS
+// and extra headers configured as in a Prometheus scrape config
+// (github.com/prometheus/common/config), and retries of transient failures
+// bounded by the caller's deadline.
+package promapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+)
+
+const (
+	// DefaultTimeout bounds one Query call, retries included, when
+	// Config.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultRetries is the number of retries after the first attempt when
+	// Config.Retries is zero.
+	DefaultRetries = 2
+
+	// retryWaitMin and retryWaitMax bound the exponential backoff between
+	// attempts. A Retry-After header (429, 503) takes precedence, and a
+	// retry that would end past the deadline is not made.
+	retryWaitMin = 250 * time.Millisecond
+	retryWaitMax = 2 * time.Second
+)
+
+// Config configures a Client.
+type Config struct {
+	// URL is the base URL of the server, with any path prefix it is served
+	// under: "http://prometheus:9090", "https://mimir.example.com/prometheus".
+	URL string
+	// HTTP configures authentication (bearer token or token file, basic
+	// auth, OAuth2), TLS, proxy and extra headers such as X-Scope-OrgID
+	// (http_headers), exactly as in a Prometheus scrape config. Redirects are
+	// followed only when HTTP.FollowRedirects is set: start from
+	// config.DefaultHTTPClientConfig (or decode YAML, which does) to get
+	// Prometheus' defaults.
+	HTTP config.HTTPClientConfig
+	// Timeout bounds one Query call, retries included. Zero means
+	// DefaultTimeout. A shorter deadline on the caller's context wins.
+	Timeout time.Duration
+	// Retries is the number of retries after a failed first attempt, for
+	// connection errors, 429 and 5xx other than 501. Zero means
+	// DefaultRetries; a negative value disables retries.
+	Retries int
+}
+
+// validate reports every problem with c at once, each naming its field.
+func (c Config) validate() error {
+	var errs []error
+	u, err := url.Parse(c.URL)
+	switch {
+	case c.URL == "":
+		errs = append(errs, errors.New("url: must be set"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("url: %w", err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		errs = append(errs, fmt.Errorf("url %q: scheme must be http or https", u.Redacted()))
+	case u.Host == "":
+		errs = append(errs, fmt.Errorf("url %q: host must be set", u.Redacted()))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %s: must not be negative", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Client runs instant queries against one server. It is safe for concurrent
+// use.
+type Client struct {
+	api     queryAPI
+	timeout time.Duration
+}
+
+// queryAPI is the part of client_golang's v1.API that Client uses.
+type queryAPI interface {
+	Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error)
+}
+
+// New returns a Client for cfg after validating it.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	httpCfg := cfg.HTTP
+	if err := httpCfg.Validate(); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	rt, err := config.NewRoundTripperFromConfig(httpCfg, "phaseguard")
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	retries := cfg.Retries
+	switch {
+	case retries == 0:
+		retries = DefaultRetries
+	case retries < 0:
+		retries = 0
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+
+	retrying := &retryablehttp.Client{
+		HTTPClient: &http.Client{
+			Transport: rt,
+			// Redirects are followed, or not, by the outer client below, so
+			// that each hop is retried on its own.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		Logger:       nil, // Errors are returned, never logged.
+		RetryWaitMin: retryWaitMin,
+		RetryWaitMax: retryWaitMax,
+		RetryMax:     retries,
+		CheckRetry:   checkRetry,
+		Backoff:      retryablehttp.DefaultBackoff,
+		// Hand the last response or error to client_golang, which turns a
+		// status into a typed *v1.Error, instead of retryablehttp's
+		// "giving up after N attempts" that drops the status.
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+	hc := &http.Client{Transport: &retryablehttp.RoundTripper{Client: retrying}}
+	if !httpCfg.FollowRedirects {
+		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	ac, err := api.NewClient(api.Config{Address: cfg.URL, Client: hc})
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	return &Client{api: v1.NewAPI(ac), timeout: timeout}, nil
+}
+
+// Query runs query as an instant query at ts and returns the resulting
+// vector, which may be empty, and whose samples may be NaN: what that means is
+// the caller's decision. A result of another type (scalar, matrix, string) is
+// an error naming the type. Every error names the query and keeps its cause:
+// a *v1.Error from the server is available through errors.As, a deadline
+// through errors.Is(err, context.DeadlineExceeded). The response body of a
+// failed request is kept in (*v1.Error).Detail and never printed, as it may
+// echo request headers.
+//
+// Warnings and infos returned by the server (for example a partial response
+// from Thanos) are dropped: the Querier contract has no place for them.
+func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	attempts := new(atomic.Int32)
+	ctx = context.WithValue(ctx, attemptsKey{}, attempts)
+
+	var opts []v1.Option
+	if d, ok := serverTimeout(ctx); ok {
+		opts = append(opts, v1.WithTimeout(d))
+	}
+	v, _, _, err := c.api.Query(ctx, query, ts, opts...)
+	if err != nil {
+		if n := attempts.Load(); n > 1 {
+			return nil, fmt.Errorf("query %q (%d attempts): %w", query, n, err)
+		}
+		return nil, fmt.Errorf("query %q: %w", query, err)
+	}
+	switch v := v.(type) {
+	case model.Vector:
+		if v == nil {
+			v = model.Vector{}
+		}
+		return v, nil
+	case nil:
+		return nil, fmt.Errorf("query %q: response has no result", query)
+	default:
+		return nil, fmt.Errorf("query %q: result type %s, want vector", query, v.Type())
+	}
+}
+
+// serverTimeout returns the time left before ctx's deadline, rounded down
+// to a value the server's duration parser accepts ("9s", "750ms"; Go's
+// "9.5s" is rejected by Prometheus), so the server stops evaluating a query
+// nobody waits for.
+func serverTimeout(ctx context.Context) (time.Duration, bool) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0, false
+	}
+	d := time.Until(dl)
+	if d >= time.Second {
+		d = d.Truncate(time.Second)
+	} else {
+		d = d.Truncate(time.Millisecond)
+	}
+	return d, d > 0
+}
+
+// attemptsKey keys the per-Query attempt counter in the request context.
+type attemptsKey struct{}
+
+// checkRetry is retryablehttp's DefaultRetryPolicy (connection errors, 429,
+// 5xx but 501; never after the context is done) that also refuses a retry
+// whose backoff would end past the context's deadline: the last real
+// failure is then returned instead of a bare "context deadline exceeded".
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	attempt := 0
+	if n, ok := ctx.Value(attemptsKey{}).(*atomic.Int32); ok {
+		attempt = int(n.Add(1)) - 1
+	}
+	retry, perr := retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	if !retry || perr != nil {
+		return false, perr
+	}
+	wait := retryablehttp.DefaultBackoff(retryWaitMin, retryWaitMax, attempt, resp)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+		return false, nil
+	}
+	return true, nil
+}
