@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/phaseguard/phaseguard/action"
 	"github.com/phaseguard/phaseguard/analysis"
 )
 
@@ -44,6 +45,7 @@ func commands() map[string]command {
 		"lint":     {"validate policy files and their PromQL", runLint},
 		"demo":     {"replay bundled canaries through the engine; no setup needed", runDemo},
 		"presets":  {"list the built-in policies, or print one as YAML", runPresets},
+		"action":   {"run as the GitHub Action (inputs from INPUT_* variables; see action.yml)", runAction},
 		"version":  {"print the version", runVersion},
 	}
 }
@@ -115,6 +117,16 @@ func fail(e env, cmd string, err error) int {
 	msg := err.Error()
 	fmt.Fprintf(e.stderr, "phaseguard %s: %s\n", cmd, strings.ReplaceAll(msg, "\n", "\n  "))
 	return exitError
+}
+
+// runAction is the GitHub Action's entry point: the Docker image runs
+// `phaseguard action`, and the runner passes inputs as INPUT_* variables.
+func runAction(ctx context.Context, e env, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(e.stderr, "phaseguard action: takes no arguments (inputs come from INPUT_* variables), got %q\n", args[0])
+		return exitUsage
+	}
+	return action.Run(ctx, action.Env{Getenv: e.getenv, Stdout: e.stdout})
 }
 
 func runVersion(_ context.Context, e env, args []string) int {

@@ -1,0 +1,119 @@
+package action
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// RolloutsResource is Argo Rollouts' Rollout resource.
+var RolloutsResource = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
+
+// abortPatch is the patch `kubectl argo rollouts abort` sends
+// (argo-rollouts pkg/kubectl-argo-rollouts/cmd/abort).
+const abortPatch = `{"status":{"abort":true}}`
+
+// KubeClientFunc returns the Kubernetes client used to abort a Rollout.
+// kubeconfig is the kubeconfig input (nil when not given); the default
+// uses it, else $KUBECONFIG, else the in-cluster configuration.
+type KubeClientFunc func(kubeconfig []byte) (dynamic.Interface, error)
+
+// abortRollout aborts the Argo Rollout name in ns exactly as `kubectl argo
+// rollouts abort` does: a JSON merge patch setting status.abort on the
+// status subresource, and on the main resource only when the status
+// subresource is not served (a real API server silently drops status
+// changes sent to the main resource of a CRD with a status subresource).
+func abortRollout(ctx context.Context, dyn dynamic.Interface, ns, name string) error {
+	ri := dyn.Resource(RolloutsResource).Namespace(ns)
+	_, err := ri.Patch(ctx, name, types.MergePatchType, []byte(abortPatch), metav1.PatchOptions{FieldManager: "phaseguard"}, "status")
+	if err != nil && apierrors.IsNotFound(err) {
+		_, err = ri.Patch(ctx, name, types.MergePatchType, []byte(abortPatch), metav1.PatchOptions{FieldManager: "phaseguard"})
+	}
+	if err != nil {
+		return fmt.Errorf("abort rollout %s/%s: %w", ns, name, err)
+	}
+	return nil
+}
+
+// kubeClient builds a client from the kubeconfig input, else the files in
+// $KUBECONFIG (paths inside the action's container: the workspace is
+// mounted, the runner's temp directory is not), else the in-cluster
+// service account (a self-hosted runner in the cluster).
+func kubeClient(kubeconfig []byte, kubeconfigEnv, workspace string, inCluster bool) (dynamic.Interface, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	switch {
+	case kubeconfig != nil:
+		cfg, err = clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("input %s: %w", inKubeconfig, err)
+		}
+	case kubeconfigEnv != "":
+		var paths []string
+		for _, p := range filepath.SplitList(kubeconfigEnv) {
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(workspace, p)
+			}
+			paths = append(paths, p)
+		}
+		rules := &clientcmd.ClientConfigLoadingRules{Precedence: paths}
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("$KUBECONFIG: %w", err)
+		}
+	case inCluster:
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster config: %w", err)
+		}
+	default:
+		return nil, errors.New("no Kubernetes credentials: give the kubeconfig input (from a secret), set KUBECONFIG to a file in the workspace, or run on a runner inside the cluster")
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "phaseguard-action"
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	return dynamic.NewForConfig(cfg)
+}
+
+// kubeSecrets returns the credentials in a kubeconfig, as they appear in
+// it, for masking.
+func kubeSecrets(kubeconfig []byte) []string {
+	c, err := clientcmd.Load(kubeconfig)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	add := func(s string) {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	for _, a := range c.AuthInfos {
+		add(a.Token)
+		add(a.Password)
+		if len(a.ClientKeyData) > 0 {
+			add(base64.StdEncoding.EncodeToString(a.ClientKeyData))
+		}
+		if a.AuthProvider != nil {
+			for _, v := range a.AuthProvider.Config {
+				add(v)
+			}
+		}
+	}
+	return out
+}
