@@ -417,7 +417,7 @@ func testAuth(t *testing.T, p *scenarioServer) {
 // and checks that it is aborted through the status subresource.
 func testRolloutAbort(t *testing.T, p *scenarioServer) {
 	t.Parallel()
-	cfg := kubetest.Start(t)
+	cfg := kubetest.Start(t, kubetest.Rollouts)
 	const ns = "shop"
 	for _, name := range []string{"checkout", "checkout-env", "checkout-main-resource"} {
 		kubetest.Create(t, cfg, rolloutYAML(ns, name))

@@ -11,9 +11,18 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/phaseguard/phaseguard/rollouts"
 )
 
 func main() {
+	// The Argo Rollouts controller starts plugins with
+	// ARGO_ROLLOUTS_RPC_PLUGIN set; serve the metric provider then, before
+	// parsing anything.
+	if rollouts.IsPluginProcess() {
+		rollouts.Main()
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()

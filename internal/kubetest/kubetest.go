@@ -79,8 +79,8 @@ const startTimeout = 2 * time.Minute
 var envMu sync.Mutex
 
 // Start runs an API server serving Argo Rollouts' CRDs for the rest of the
-// test and returns a client configuration for it (no authentication
-// needed: the server authorizes everything). Everything stops when t ends.
+// test and returns a client configuration for it, credentials included
+// (the server authorizes every request). Everything stops when t ends.
 //
 // With no resources given it installs all five of Argo's CRDs; given some
 // (Rollouts, AnalysisRuns, ...), only those. Each CRD takes the server a

@@ -1,0 +1,143 @@
+package rollouts
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/phaseguard/phaseguard/analysis"
+)
+
+// Metadata keys of a measurement. Per SLI, keys are prefixed with
+// "sli.NAME.": verdict, reason, value, budget, samples, burn (per window,
+// with its confidence bounds), and baseline and error when present.
+const (
+	keyVerdict     = "verdict"
+	keyReason      = "reason"
+	keyPolicy      = "policy"
+	keyStage       = "stage"
+	keyEvaluatedAt = "evaluatedAt"
+	keyMaxBurn     = "maxBurn"
+	keyConfidence  = "confidence"
+	keyQueries     = "queries"
+	keyQueryErrors = "queryErrors"
+
+	// Stage-mode state, read back by Resume.
+	keyStageStart = "stage.startedAt"
+	keySoakEnd    = "stage.soakEndsAt"
+	keyLooks      = "stage.looks"
+	keyHolds      = "stage.holds"
+	keyWorst      = "stage.worst"
+)
+
+// verdictMetadata renders a verdict as measurement metadata: strings a
+// release manager reads with kubectl. It holds no secret: numbers,
+// decisions, reasons and query errors (which name the server, not its
+// credentials).
+func verdictMetadata(v *analysis.Verdict) map[string]string {
+	md := map[string]string{
+		keyVerdict:     string(v.Decision),
+		keyReason:      v.Reason,
+		keyPolicy:      v.Policy,
+		keyEvaluatedAt: v.Time.UTC().Format(time.RFC3339),
+		keyMaxBurn:     num(v.MaxBurn()),
+		keyConfidence:  strconv.FormatFloat(v.Confidence, 'g', 6, 64),
+		keyQueries:     strconv.Itoa(v.Queries),
+		keyQueryErrors: strconv.Itoa(v.QueryErrors),
+	}
+	if v.Stage != "" {
+		md[keyStage] = v.Stage
+	}
+	for i := range v.SLIs {
+		s := &v.SLIs[i]
+		k := "sli." + s.Name + "."
+		md[k+"verdict"] = string(s.Decision)
+		md[k+"reason"] = s.Reason
+		md[k+"value"] = num(float64(s.Value))
+		md[k+"budget"] = num(float64(s.Budget))
+		md[k+"samples"] = count(float64(s.Samples))
+		md[k+"burn"] = burns(s.Windows)
+		if s.Baseline != nil {
+			b := s.Baseline
+			md[k+"baseline"] = fmt.Sprintf("stable %s: value %s, samples %s, burn %s, p %s, worse %t, alsoBad %t",
+				b.Hash, num(float64(b.Value)), count(float64(b.Samples)), burns(b.Windows), num(float64(b.PValue)), b.Worse, b.AlsoBad)
+		}
+		if s.Error != "" {
+			md[k+"error"] = s.Error
+		}
+	}
+	return md
+}
+
+// burns renders windows as "15m=0.31 [0.12, 0.72], 5m=...": burn rate and
+// its confidence bounds, longest window first.
+func burns(ws []analysis.WindowResult) string {
+	parts := make([]string, 0, len(ws))
+	for _, w := range ws {
+		parts = append(parts, fmt.Sprintf("%s=%s [%s, %s]", w.Window, num(float64(w.Burn)), num(float64(w.BurnLower)), num(float64(w.BurnUpper))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// num formats a value with 4 significant digits, "n/a" when there is
+// none: a missing value never reads as zero.
+func num[T ~float64](f T) string {
+	x := float64(f)
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(x, 'g', 4, 64)
+}
+
+// count formats an event count.
+func count(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(math.Round(f), 'f', 0, 64)
+}
+
+// stageState is a stage-mode measurement's progress, kept in its metadata
+// between calls.
+type stageState struct {
+	Start time.Time
+	Looks int
+	Holds int
+	Worst analysis.Decision
+}
+
+func (s stageState) write(md map[string]string, soakEnd time.Time) {
+	md[keyStageStart] = s.Start.UTC().Format(time.RFC3339Nano)
+	md[keySoakEnd] = soakEnd.UTC().Format(time.RFC3339)
+	md[keyLooks] = strconv.Itoa(s.Looks)
+	md[keyHolds] = strconv.Itoa(s.Holds)
+	md[keyWorst] = string(s.Worst)
+}
+
+// readState reads the stage state back from a measurement's metadata.
+func readState(md map[string]string) (stageState, error) {
+	var s stageState
+	raw, ok := md[keyStageStart]
+	if !ok {
+		return s, fmt.Errorf("resume: %w (key %s)", errNoState, keyStageStart)
+	}
+	var err error
+	if s.Start, err = time.Parse(time.RFC3339Nano, raw); err != nil {
+		return s, fmt.Errorf("resume: metadata %s %q: not an RFC 3339 time", keyStageStart, raw)
+	}
+	if s.Looks, err = strconv.Atoi(md[keyLooks]); err != nil || s.Looks < 0 {
+		return s, fmt.Errorf("resume: metadata %s %q: not a count", keyLooks, md[keyLooks])
+	}
+	if s.Holds, err = strconv.Atoi(md[keyHolds]); err != nil || s.Holds < 0 {
+		return s, fmt.Errorf("resume: metadata %s %q: not a count", keyHolds, md[keyHolds])
+	}
+	switch w := analysis.Decision(md[keyWorst]); w {
+	case analysis.Pass, analysis.Hold, analysis.Fail:
+		s.Worst = w
+	default:
+		return s, fmt.Errorf("resume: metadata %s %q: not a verdict", keyWorst, md[keyWorst])
+	}
+	return s, nil
+}

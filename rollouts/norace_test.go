@@ -1,0 +1,5 @@
+//go:build !race
+
+package rollouts_test
+
+const raceEnabled = false

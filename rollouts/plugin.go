@@ -1,0 +1,498 @@
+// Package rollouts is phaseguard's Argo Rollouts metric provider plugin.
+//
+// It is an adapter: it translates an AnalysisRun metric whose provider is
+// plugin "phaseguard/phaseguard" into an [analysis.Request], asks the engine
+// for a verdict, and translates the verdict back into a Measurement:
+//
+//	fail -> Failed        (Argo aborts the Rollout and rolls back)
+//	hold -> Inconclusive  (Argo pauses the Rollout for a human)
+//	pass -> Successful
+//
+// A configuration the plugin cannot use (bad JSON, an unknown field, an
+// unknown preset, an argument that is not a valid hash) is an Error
+// measurement naming the problem, never a verdict. Query errors are part of
+// the verdict: the policy (or the config's onQueryError) holds them by
+// default, so an outage of Prometheus pauses a rollout and never passes it.
+//
+// The plugin speaks Argo Rollouts' go-plugin RPC protocol
+// (github.com/argoproj/argo-rollouts/metricproviders/plugin/rpc): [Serve]
+// serves it when the controller starts the phaseguard binary with
+// ARGO_ROLLOUTS_RPC_PLUGIN=metricprovider. One plugin process serves every
+// AnalysisRun of the controller concurrently; each call has its own
+// deadline, and clients and policies are shared between calls.
+package rollouts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/argoproj/argo-rollouts/metricproviders/plugin/rpc"
+	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	"github.com/argoproj/argo-rollouts/utils/plugin/types"
+	"github.com/hashicorp/go-hclog"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/policies"
+)
+
+// Name is the plugin's name: the key of its configuration under
+// provider.plugin in an AnalysisTemplate, and its name in the
+// argo-rollouts-config ConfigMap.
+const Name = "phaseguard/phaseguard"
+
+// Plugin implements Argo Rollouts' rpc.MetricProviderPlugin. It is safe for
+// concurrent use; create it with [New].
+type Plugin struct {
+	log    hclog.Logger
+	now    func() time.Time
+	getenv func(string) string
+
+	runsMu  sync.Mutex
+	runs    AnalysisRunLister
+	newRuns func() (AnalysisRunLister, error)
+
+	cache *cache
+	// evals bounds the evaluations running at once in the process; calls
+	// beyond it wait (within their deadline) holding only their request.
+	evals chan struct{}
+}
+
+// DefaultMaxEvaluations bounds the evaluations one plugin process runs at
+// once. The controller calls the plugin for every AnalysisRun metric at
+// the same time; each evaluation sends its queries (bounded per server by
+// prometheus.maxInFlight) and holds their results.
+const DefaultMaxEvaluations = 16
+
+var _ rpc.MetricProviderPlugin = (*Plugin)(nil)
+
+// Option configures a Plugin.
+type Option func(*Plugin)
+
+// WithLogger sets the logger (default: hclog's null logger).
+func WithLogger(l hclog.Logger) Option { return func(p *Plugin) { p.log = l } }
+
+// WithClock sets the clock: evaluation times, stage soak, ResumeAt.
+func WithClock(now func() time.Time) Option { return func(p *Plugin) { p.now = now } }
+
+// WithGetenv sets how environment variables named by a config (secrets)
+// are read (default os.Getenv).
+func WithGetenv(getenv func(string) string) Option { return func(p *Plugin) { p.getenv = getenv } }
+
+// WithAnalysisRuns sets where stage ordering reads AnalysisRuns from.
+// Without it the plugin connects to Kubernetes at the first stage ordering
+// check: KUBECONFIG when set, else the in-cluster service account (the
+// controller's own credentials).
+func WithAnalysisRuns(l AnalysisRunLister) Option { return func(p *Plugin) { p.runs = l } }
+
+// WithMaxEvaluations bounds the evaluations running at once (default
+// DefaultMaxEvaluations).
+func WithMaxEvaluations(n int) Option {
+	return func(p *Plugin) { p.evals = make(chan struct{}, max(n, 1)) }
+}
+
+// New returns a plugin.
+func New(opts ...Option) *Plugin {
+	p := &Plugin{log: hclog.NewNullLogger(), now: time.Now, getenv: os.Getenv, newRuns: defaultAnalysisRuns}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.evals == nil {
+		p.evals = make(chan struct{}, DefaultMaxEvaluations)
+	}
+	p.cache = newCache(p.getenv)
+	return p
+}
+
+// InitPlugin is called once when the controller starts the plugin. There
+// is nothing to set up before the first AnalysisRun: clients are created
+// per configuration, on first use.
+func (p *Plugin) InitPlugin() types.RpcError {
+	p.log.Info("phaseguard metric provider plugin ready", "plugin", Name)
+	return types.RpcError{}
+}
+
+// Type returns the plugin's name.
+func (p *Plugin) Type() string { return Name }
+
+// GarbageCollect has nothing to collect (the plugin keeps no state outside
+// the measurements) and never fails: a failing GarbageCollect makes the
+// AnalysisRun status grow without bound.
+func (p *Plugin) GarbageCollect(*v1alpha1.AnalysisRun, v1alpha1.Metric, int) types.RpcError {
+	return types.RpcError{}
+}
+
+// GetMetadata describes the metric's configuration once per AnalysisRun
+// metric: policy, stage, mode and Prometheus address. It holds no secret.
+func (p *Plugin) GetMetadata(metric v1alpha1.Metric) map[string]string {
+	cfg, err := configOf(metric)
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	md := map[string]string{
+		"plugin":     Name,
+		"policy":     policyLabel(cfg.Policy),
+		"mode":       cfg.Mode,
+		"prometheus": cfg.Prometheus.Address,
+	}
+	if cfg.Stage != "" {
+		md["stage"] = cfg.Stage
+	}
+	if cfg.DryRun {
+		md["dryRun"] = "true"
+	}
+	return md
+}
+
+// Run takes a measurement. In look mode it judges the windows ending now
+// and finishes; in stage mode it starts the stage: Running with ResumeAt
+// at the next look, unless the first look already fails.
+func (p *Plugin) Run(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) v1alpha1.Measurement {
+	now := p.now()
+	m := v1alpha1.Measurement{StartedAt: metaTime(now)}
+	c, err := p.prepare(metric)
+	if err != nil {
+		return p.errorMeasurement(ar, metric, m, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	if c.cfg.Ordering() {
+		if prev, ok := c.policy.Previous(c.cfg.Stage); ok && c.cfg.Stage != "" {
+			reason, err := p.checkOrder(ctx, ar, c, prev)
+			if err != nil {
+				return p.errorMeasurement(ar, metric, m, err)
+			}
+			if reason != "" {
+				return p.outOfOrder(ar, metric, m, c, reason)
+			}
+		}
+	}
+	return p.look(ctx, ar, metric, m, c, stageState{Start: now.UTC()})
+}
+
+// Resume continues a stage-mode measurement: one more look, then Running
+// until the next one, or finished (fail at once, pass or hold at the end
+// of the soak). The stage's state is read back from the measurement's
+// metadata, so a restarted plugin process resumes where it was.
+func (p *Plugin) Resume(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement) v1alpha1.Measurement {
+	if m.Phase.Completed() {
+		return m
+	}
+	c, err := p.prepare(metric)
+	if err != nil {
+		return p.errorMeasurement(ar, metric, m, err)
+	}
+	st := stageState{Start: p.now().UTC()}
+	if c.cfg.Mode == ModeStage {
+		if st, err = readState(m.Metadata); err != nil {
+			return p.errorMeasurement(ar, metric, m, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	return p.look(ctx, ar, metric, m, c, st)
+}
+
+// Terminate finishes a running stage-mode measurement when the controller
+// stops the AnalysisRun (the Rollout was aborted or promoted, or another
+// metric failed). The stage did not finish its soak, so, as Argo's own
+// job provider does, the measurement ends Inconclusive (Successful in dry
+// run); its metadata keeps the looks so far.
+func (p *Plugin) Terminate(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement) v1alpha1.Measurement {
+	if m.Phase.Completed() {
+		return m
+	}
+	now := p.now()
+	m.FinishedAt = metaTime(now)
+	m.ResumeAt = nil
+	md := make(map[string]string, len(m.Metadata)+1)
+	for k, v := range m.Metadata {
+		md[k] = v
+	}
+	md["terminated"] = now.UTC().Format(time.RFC3339)
+	m.Metadata = md
+	m.Phase = v1alpha1.AnalysisPhaseInconclusive
+	if md["dryRun"] == "true" {
+		m.Phase = v1alpha1.AnalysisPhaseSuccessful
+	}
+	m.Message = fmt.Sprintf("terminated by the controller after %s look(s) of stage %s, before its soak ended", orDefault(md[keyLooks], "0"), orDefault(md["stage"], "?"))
+	p.log.Info("measurement terminated", logFields(ar, metric, "looks", md[keyLooks])...)
+	return m
+}
+
+// prepared is what a call needs: the decoded config, the policy and the
+// shared engine.
+type prepared struct {
+	cfg     *Config
+	policy  *policies.Policy
+	engine  *analysis.Engine
+	req     analysis.Request
+	timeout time.Duration
+}
+
+// prepare decodes the config, loads the policy and builds the request,
+// checking every input that reaches PromQL.
+func (p *Plugin) prepare(metric v1alpha1.Metric) (*prepared, error) {
+	cfg, err := configOf(metric)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := p.cache.policy(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.OnQueryError != "" && cfg.OnQueryError != pol.Spec.OnQueryError {
+		cp := *pol // shallow: only a Spec scalar changes, the shared policy is untouched
+		cp.Spec.OnQueryError = cfg.OnQueryError
+		pol = &cp
+	}
+	req := analysis.Request{
+		Policy:     pol,
+		Stage:      cfg.Stage,
+		Service:    cfg.Service,
+		Namespace:  cfg.Namespace,
+		CanaryHash: cfg.CanaryHash,
+		StableHash: cfg.StableHash,
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	eng, err := p.cache.engine(&cfg.Prometheus, p.now)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{cfg: cfg, policy: pol, engine: eng, req: req, timeout: time.Duration(cfg.Timeout)}, nil
+}
+
+// configOf decodes the metric's plugin configuration.
+func configOf(metric v1alpha1.Metric) (*Config, error) {
+	raw, ok := metric.Provider.Plugin[Name]
+	if !ok {
+		return nil, &ConfigError{Errs: []error{fmt.Errorf("metric %q has no provider.plugin[%q]", metric.Name, Name)}}
+	}
+	return DecodeConfig(raw)
+}
+
+// look evaluates once at now and turns the verdict into the measurement.
+func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement, c *prepared, st stageState) v1alpha1.Measurement {
+	select {
+	case p.evals <- struct{}{}:
+	case <-ctx.Done():
+		busy := fmt.Errorf("plugin busy: no evaluation slot free (%d running) within the timeout %s", cap(p.evals), c.timeout)
+		if c.cfg.Mode == ModeStage && st.Looks > 0 {
+			// A running stage skips this look and keeps its state: an
+			// overloaded plugin is no evidence about the canary.
+			now := p.now()
+			m.Phase = v1alpha1.AnalysisPhaseRunning
+			m.ResumeAt = metaTime(now.Add(time.Duration(c.policy.Spec.Interval)))
+			m.Message = busy.Error() + "; look skipped"
+			p.log.Warn("look skipped", logFields(ar, metric, "error", busy.Error())...)
+			return m
+		}
+		return p.errorMeasurement(ar, metric, m, busy)
+	}
+	now := p.now()
+	req := c.req
+	req.At = now
+	began := time.Now()
+	v, err := c.engine.Evaluate(ctx, req)
+	elapsed := time.Since(began)
+	<-p.evals
+	if err != nil {
+		return p.errorMeasurement(ar, metric, m, err)
+	}
+	st.Looks++
+	if v.Decision == analysis.Hold {
+		st.Holds++
+	}
+	if rank(v.Decision) > rank(st.Worst) || st.Worst == "" {
+		st.Worst = v.Decision
+	}
+
+	md := verdictMetadata(v)
+	md["mode"] = c.cfg.Mode
+	md["evaluationMs"] = fmt.Sprintf("%.1f", float64(elapsed.Microseconds())/1000)
+	m.Value = valueJSON(v)
+
+	final := true
+	phase := phaseOf(v.Decision)
+	msg := v.Reason
+	if c.cfg.Mode == ModeStage {
+		stage, _ := c.policy.Stage(c.cfg.Stage)
+		soakEnd := st.Start.Add(time.Duration(stage.Soak))
+		st.write(md, soakEnd)
+		switch {
+		case v.Decision == analysis.Fail:
+			msg = fmt.Sprintf("stage %s failed at look %d: %s", stage.Name, st.Looks, v.Reason)
+		case !now.Before(soakEnd):
+			msg = fmt.Sprintf("stage %s soaked %s over %d looks: %s", stage.Name, stage.Soak, st.Looks, v.Reason)
+		default:
+			final = false
+			next := now.Add(time.Duration(c.policy.Spec.Interval))
+			if next.After(soakEnd) {
+				next = soakEnd
+			}
+			m.Phase = v1alpha1.AnalysisPhaseRunning
+			m.ResumeAt = metaTime(next)
+			m.Message = fmt.Sprintf("stage %s look %d, soak ends %s: %s", stage.Name, st.Looks, soakEnd.Format(time.RFC3339), v.Reason)
+		}
+	}
+	if c.cfg.DryRun {
+		md["dryRun"] = "true"
+		if final {
+			md["wouldBe"] = string(phase)
+			if phase != v1alpha1.AnalysisPhaseSuccessful {
+				msg = fmt.Sprintf("dry run, would be %s: %s", phase, msg)
+			}
+			phase = v1alpha1.AnalysisPhaseSuccessful
+		}
+	}
+	m.Metadata = md
+	if final {
+		m.Phase = phase
+		m.Message = msg
+		m.FinishedAt = metaTime(now)
+		m.ResumeAt = nil
+	}
+	log := p.log.Info
+	if !final {
+		log = p.log.Debug // a look of a running stage; its end is logged at info
+	}
+	log("measurement", logFields(ar, metric, "phase", string(m.Phase), "verdict", string(v.Decision),
+		"looks", st.Looks, "queries", v.Queries, "queryErrors", v.QueryErrors, "elapsed", elapsed.String(), "reason", v.Reason)...)
+	return m
+}
+
+// outOfOrder fails a measurement whose stage started before its previous
+// stage passed (or, in dry run, says it would have).
+func (p *Plugin) outOfOrder(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement, c *prepared, reason string) v1alpha1.Measurement {
+	now := p.now()
+	m.FinishedAt = metaTime(now)
+	m.Phase = v1alpha1.AnalysisPhaseFailed
+	m.Message = reason
+	m.Metadata = map[string]string{
+		"verdict":     string(analysis.Fail),
+		"reason":      reason,
+		"policy":      c.policy.Metadata.Name,
+		"stage":       c.cfg.Stage,
+		"mode":        c.cfg.Mode,
+		"evaluatedAt": now.UTC().Format(time.RFC3339),
+	}
+	if c.cfg.DryRun {
+		m.Metadata["dryRun"] = "true"
+		m.Metadata["wouldBe"] = string(v1alpha1.AnalysisPhaseFailed)
+		m.Phase = v1alpha1.AnalysisPhaseSuccessful
+		m.Message = "dry run, would be Failed: " + reason
+	}
+	p.log.Warn("stage out of order", logFields(ar, metric, "phase", string(m.Phase), "reason", reason)...)
+	return m
+}
+
+// errorMeasurement finishes m as an Error naming the problem: a config or
+// input the plugin cannot use. Argo counts consecutive errors against the
+// metric's consecutiveErrorLimit.
+func (p *Plugin) errorMeasurement(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement, err error) v1alpha1.Measurement {
+	now := p.now()
+	if m.StartedAt == nil {
+		m.StartedAt = metaTime(now)
+	}
+	m.FinishedAt = metaTime(now)
+	m.ResumeAt = nil
+	m.Phase = v1alpha1.AnalysisPhaseError
+	m.Message = oneLine(err)
+	p.log.Warn("measurement error", logFields(ar, metric, "error", m.Message)...)
+	return m
+}
+
+// phaseOf maps a decision to a measurement phase.
+func phaseOf(d analysis.Decision) v1alpha1.AnalysisPhase {
+	switch d {
+	case analysis.Pass:
+		return v1alpha1.AnalysisPhaseSuccessful
+	case analysis.Fail:
+		return v1alpha1.AnalysisPhaseFailed
+	}
+	return v1alpha1.AnalysisPhaseInconclusive
+}
+
+func rank(d analysis.Decision) int {
+	switch d {
+	case analysis.Fail:
+		return 2
+	case analysis.Hold:
+		return 1
+	}
+	return 0
+}
+
+// oneLine flattens a (possibly joined) error into one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+func metaTime(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// policyLabel names a policy reference for metadata: inline YAML is not
+// repeated.
+func policyLabel(ref string) string {
+	ref = strings.TrimSpace(ref)
+	if strings.Contains(ref, "\n") || strings.HasPrefix(ref, "apiVersion") {
+		return "inline"
+	}
+	return ref
+}
+
+func logFields(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, kv ...any) []any {
+	f := []any{"metric", metric.Name}
+	if ar != nil {
+		f = append(f, "analysisrun", ar.Namespace+"/"+ar.Name)
+	}
+	return append(f, kv...)
+}
+
+// valueJSON is the measurement's value: the largest canary burn rate of
+// each SLI over its windows, as compact JSON with 4 significant digits
+// (null where there is no data), for humans and tools reading the
+// AnalysisRun: {"drain-failure":0.2214,"flaps":null}.
+func valueJSON(v *analysis.Verdict) string {
+	burns := make(map[string]string, len(v.SLIs))
+	for i := range v.SLIs {
+		b := num(v.SLIs[i].MaxBurn())
+		if b == "n/a" {
+			b = "null"
+		}
+		burns[v.SLIs[i].Name] = b
+	}
+	var sb strings.Builder
+	sb.WriteByte('{')
+	for i, name := range sortedKeys(burns) {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		key, _ := json.Marshal(name)
+		sb.Write(key)
+		sb.WriteByte(':')
+		sb.WriteString(burns[name])
+	}
+	sb.WriteByte('}')
+	return sb.String()
+}
+
+// errNoState is a stage-mode measurement whose metadata lost the stage.
+var errNoState = errors.New("stage state missing from the measurement's metadata")
