@@ -1,0 +1,40 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/phaseguard/phaseguard/bench"
+)
+
+func TestWithoutFlag(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args, want []string
+	}{
+		{[]string{"-seed", "1", "-observations", "/tmp/x.gob", "-out", "B.md"}, []string{"-seed", "1", "-out", "B.md"}},
+		{[]string{"--observations=/tmp/x.gob", "-seed", "1"}, []string{"-seed", "1"}},
+		{[]string{"-seed", "1"}, []string{"-seed", "1"}},
+		// A value that happens to equal the flag's name is kept.
+		{[]string{"-out", "observations"}, []string{"-out", "observations"}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, withoutFlag(tt.args, "observations")); diff != "" {
+			t.Errorf("withoutFlag(%q) mismatch (-want +got):\n%s", tt.args, diff)
+		}
+	}
+}
+
+func TestCostSample(t *testing.T) {
+	t.Parallel()
+	cases := bench.Corpus(1, 3, 3, 2, bench.DefaultGeometry)
+	var got []string
+	for _, c := range costSample(cases, 5) {
+		got = append(got, c.Spec.Name)
+	}
+	want := []string{"healthy-000", cases[3].Spec.Name, "healthy-001", cases[4].Spec.Name, "healthy-002"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("costSample mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,347 @@
+package bench
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/scenarios"
+)
+
+// Band is a range [Lo, Hi) of a fault's expected canary burn, or of a
+// canary's request rate.
+type Band struct {
+	Name   string
+	Lo, Hi float64
+}
+
+// BurnBands group faults by their expected canary burn: the largest burn
+// multiple of the SLIs the fault raises (scenarios.FaultTruth.CanaryBurn).
+var BurnBands = []Band{
+	{"< 1×", 0, 1}, {"1–3×", 1, 3}, {"3–10×", 3, 10}, {"10–100×", 10, 100}, {"≥ 100×", 100, math.Inf(1)},
+}
+
+// TrafficBands group canaries by their nominal request rate, requests/s.
+var TrafficBands = []Band{
+	{"< 1 req/s", 0, 1}, {"1–20 req/s", 1, 20}, {"≥ 20 req/s", 20, math.Inf(1)},
+}
+
+// StrongBurn is the burn from which the recall target applies.
+const StrongBurn = 3
+
+// FastDetection is the latency target of full drain misrouting.
+const FastDetection = 30 * time.Second
+
+// Tally counts faulty runs and what became of them.
+type Tally struct {
+	Runs int
+	// Detected failed at or after the onset.
+	Detected int
+	// Held ended the stage held, without failing (phaseguard only).
+	Held int
+}
+
+// Recall is Detected / Runs, NaN without runs.
+func (t Tally) Recall() float64 { return ratio(t.Detected, t.Runs) }
+
+// Figures are one detector's decision figures on one corpus.
+type Figures struct {
+	Name string
+	// Healthy runs, false rollbacks among them, their rate and its 95 %
+	// Clopper–Pearson interval; HealthyHolds ended the stage held.
+	Healthy, FalseRollbacks int
+	FRRate, FRLow, FRHigh   float64
+	HealthyHolds            int
+	// Faults are the faulty runs whose fault is the canary's (scope
+	// canary). Early failed before the onset: a rollback, not a detection.
+	Faults Tally
+	Early  int
+	// Latency holds onset-to-fail times of the detected faults, sorted.
+	Latency []time.Duration
+	// Per fault kind, burn band and (for faults of at least StrongBurn)
+	// traffic band; Strong is every fault of at least StrongBurn.
+	ByKind    []Tally // in scenarios.FaultKinds order
+	ByBand    []Tally // in BurnBands order
+	ByTraffic []Tally // StrongBurn faults, in TrafficBands order
+	Strong    Tally
+	// Both are faults on canary and stable alike (not the canary's):
+	// phaseguard should hold, not fail. Both.Detected counts rollbacks.
+	Both Tally
+	// Drain is the FullDrain set; Within counts fails within
+	// FastDetection of the onset.
+	Drain        Tally
+	DrainWithin  int
+	DrainLatency []time.Duration
+	// DrainWithinSeen counts fails within FastDetection of the first look
+	// that could see the fault (FloorOutcome): the onset may fall in a
+	// scrape gap.
+	DrainWithinSeen int
+}
+
+// Outcome is what a detector did in one run: the look of its rollback (-1
+// for none) and, for phaseguard, whether the stage ended held.
+type Outcome struct {
+	Fail int
+	Hold bool
+}
+
+// GuardOutcome is phaseguard's outcome in a run: it rolls back at the
+// first fail; otherwise the stage ends as its last look (stage mode of the
+// Argo plugin: pass or hold at the end of the soak).
+func GuardOutcome(r *Run) Outcome {
+	last := len(r.Guard) - 1
+	switch {
+	case last < 0:
+		return Outcome{Fail: -1}
+	case r.Guard[last] == analysis.Fail:
+		return Outcome{Fail: last}
+	}
+	return Outcome{Fail: -1, Hold: r.Guard[last] == analysis.Hold}
+}
+
+// FloorOutcome is a perfect detector's outcome: every fault fails at the
+// first look whose data holds a scrape of a canary pod taken after the
+// onset (a scrape gap delays it), and nothing else fails. No detector can
+// be faster; its latency is the floor that the look interval, the scrape
+// interval and missing scrapes set.
+func FloorOutcome(every time.Duration) func(*Run) Outcome {
+	return func(r *Run) Outcome {
+		tr := r.Truth
+		if tr.Fault == nil {
+			return Outcome{Fail: -1}
+		}
+		si := time.Duration(tr.ScrapeInterval)
+		scrape := tr.Start.Add((tr.Fault.Onset.Sub(tr.Start)/si + 1) * si)
+		for !scrapedCanary(tr, scrape) && scrape.Before(tr.StageEnd) {
+			scrape = scrape.Add(si)
+		}
+		look := int((scrape.Sub(tr.StageStart) + every - 1) / every)
+		return Outcome{Fail: max(look-1, 0)}
+	}
+}
+
+// scrapedCanary reports whether some canary pod's metrics were scraped at
+// t: not every canary pod was in a scrape gap.
+func scrapedCanary(tr scenarios.Truth, t time.Time) bool {
+	for _, pod := range tr.CanaryPods {
+		inGap := false
+		for _, g := range tr.Gaps {
+			if g.Pod == pod && !t.Before(g.From) && t.Before(g.To) {
+				inGap = true
+			}
+		}
+		if !inGap {
+			return true
+		}
+	}
+	return false
+}
+
+// Score computes the figures of one detector over runs; every is the time
+// between looks.
+func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Outcome) Figures {
+	floor := FloorOutcome(every)
+	f := Figures{
+		Name:      name,
+		ByKind:    make([]Tally, len(scenarios.FaultKinds)),
+		ByBand:    make([]Tally, len(BurnBands)),
+		ByTraffic: make([]Tally, len(TrafficBands)),
+	}
+	for _, r := range runs {
+		o := outcome(r)
+		tr := r.Truth
+		if tr.Fault == nil {
+			f.Healthy++
+			if o.Fail >= 0 {
+				f.FalseRollbacks++
+			}
+			if o.Hold {
+				f.HealthyHolds++
+			}
+			continue
+		}
+		at := func() time.Time { return LookTime(tr.StageStart, o.Fail, every) }
+		detected := o.Fail >= 0 && !at().Before(tr.Fault.Onset)
+		add := func(t *Tally) {
+			t.Runs++
+			if detected {
+				t.Detected++
+			}
+			if o.Hold {
+				t.Held++
+			}
+		}
+		switch {
+		case r.Set == FullDrain:
+			add(&f.Drain)
+			if detected {
+				d := at().Sub(tr.Fault.Onset)
+				f.DrainLatency = append(f.DrainLatency, d)
+				if d <= FastDetection {
+					f.DrainWithin++
+				}
+				seen := LookTime(tr.StageStart, floor(r).Fail, every)
+				if !at().After(seen.Add(FastDetection)) {
+					f.DrainWithinSeen++
+				}
+			}
+			continue
+		case tr.Fault.Scope == scenarios.ScopeBoth:
+			// Not the canary's fault: Detected counts any rollback.
+			f.Both.Runs++
+			if o.Fail >= 0 {
+				f.Both.Detected++
+			}
+			if o.Hold {
+				f.Both.Held++
+			}
+			continue
+		}
+		add(&f.Faults)
+		if o.Fail >= 0 && !detected {
+			f.Early++
+		}
+		if detected {
+			f.Latency = append(f.Latency, at().Sub(tr.Fault.Onset))
+		}
+		add(&f.ByKind[slices.Index(scenarios.FaultKinds, tr.Fault.Kind)])
+		burn := MaxBurn(tr)
+		add(&f.ByBand[bandOf(BurnBands, burn)])
+		if burn >= StrongBurn {
+			add(&f.Strong)
+			add(&f.ByTraffic[bandOf(TrafficBands, tr.CanaryRate)])
+		}
+	}
+	slices.Sort(f.Latency)
+	slices.Sort(f.DrainLatency)
+	f.FRRate = ratio(f.FalseRollbacks, f.Healthy)
+	f.FRLow, f.FRHigh = ClopperPearson(f.FalseRollbacks, f.Healthy, 0.05)
+	return f
+}
+
+// MaxBurn is a fault's expected canary burn: the largest over the SLIs it
+// raises.
+func MaxBurn(tr scenarios.Truth) float64 {
+	if tr.Fault == nil {
+		return 0
+	}
+	m := 0.0
+	for _, b := range tr.Fault.CanaryBurn {
+		m = math.Max(m, b)
+	}
+	return m
+}
+
+func bandOf(bands []Band, x float64) int {
+	for i, b := range bands {
+		if x >= b.Lo && x < b.Hi {
+			return i
+		}
+	}
+	return len(bands) - 1
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return float64(a) / float64(b)
+}
+
+// ClopperPearson returns the two-sided 1-alpha Clopper–Pearson interval of
+// a binomial proportion with x successes in n trials (Clopper & Pearson,
+// Biometrika 26, 1934): the alpha/2 quantile of Beta(x, n-x+1) and the
+// 1-alpha/2 quantile of Beta(x+1, n-x).
+func ClopperPearson(x, n int, alpha float64) (lo, hi float64) {
+	if n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	lo, hi = 0, 1
+	if x > 0 {
+		lo = distuv.Beta{Alpha: float64(x), Beta: float64(n - x + 1)}.Quantile(alpha / 2)
+	}
+	if x < n {
+		hi = distuv.Beta{Alpha: float64(x + 1), Beta: float64(n - x)}.Quantile(1 - alpha/2)
+	}
+	return lo, hi
+}
+
+// Percentile returns the nearest-rank p-quantile (0 < p <= 1) of sorted
+// durations, or -1 when there are none.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return -1
+	}
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// Curve is one baseline's figures at every threshold of the sweep, and the
+// threshold matched to phaseguard's false-rollback rate.
+type Curve struct {
+	Baseline Baseline
+	Points   []Figures // per threshold
+	// Match is the lowest threshold (the most sensitive) whose
+	// false-rollback rate is at most phaseguard's: the static threshold
+	// tuned to the same false-rollback rate. When none is, it is the one
+	// with the lowest false-rollback rate, and Matched is false.
+	Match   int
+	Matched bool
+}
+
+// Sweeps scores every baseline at every threshold and matches each to the
+// false-rollback rate fr.
+func Sweeps(runs []*Run, every time.Duration, baselines []Baseline, sweep []float64, fr float64) []Curve {
+	var out []Curve
+	for b, bl := range baselines {
+		c := Curve{Baseline: bl, Match: -1}
+		for t, burn := range sweep {
+			c.Points = append(c.Points, Score(bl.Name()+" ≤ "+fmtBurn(burn), runs, every, func(r *Run) Outcome {
+				return Outcome{Fail: r.Outcomes.Baseline[b][t]}
+			}))
+		}
+		for t, p := range c.Points {
+			if p.FRRate <= fr {
+				c.Match, c.Matched = t, true
+				break
+			}
+		}
+		if !c.Matched {
+			for t, p := range c.Points {
+				if c.Match < 0 || p.FRRate < c.Points[c.Match].FRRate {
+					c.Match = t
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Paired compares the detection latency of two detectors on the faults
+// (scope canary) both detect: the median of each, and how many faults.
+func Paired(runs []*Run, every time.Duration, a, b func(*Run) Outcome) (ma, mb time.Duration, n int) {
+	var la, lb []time.Duration
+	for _, r := range runs {
+		tr := r.Truth
+		if r.Set != Faulty || tr.Fault.Scope != scenarios.ScopeCanary {
+			continue
+		}
+		oa, ob := a(r), b(r)
+		if oa.Fail < 0 || ob.Fail < 0 {
+			continue
+		}
+		ta, tb := LookTime(tr.StageStart, oa.Fail, every), LookTime(tr.StageStart, ob.Fail, every)
+		if ta.Before(tr.Fault.Onset) || tb.Before(tr.Fault.Onset) {
+			continue
+		}
+		la = append(la, ta.Sub(tr.Fault.Onset))
+		lb = append(lb, tb.Sub(tr.Fault.Onset))
+	}
+	slices.Sort(la)
+	slices.Sort(lb)
+	return Percentile(la, 0.5), Percentile(lb, 0.5), len(la)
+}
