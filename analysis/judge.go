@@ -228,7 +228,14 @@ func judge(in sliInput) SLIResult {
 	}
 
 	// Multi-window, multi-burn-rate: a pair trips when the lower
-	// confidence bound of the burn in both its windows exceeds its factor.
+	// confidence bound of the burn in its long window exceeds its factor
+	// (the test, at level a) and the burn in its short window does too
+	// (the SRE Workbook's reset condition: the burn is still going on).
+	// The long window's bound alone keeps a canary burning at the factor
+	// from tripping with more than probability a; asking the short window,
+	// a fifth or a third as long, for the same confidence adds no
+	// protection and costs the power to see count-limited SLIs (a few
+	// flaps an hour) at all.
 	var tripped []policies.WindowPair
 	for _, pair := range p.Spec.Windows {
 		l, s := byWin[time.Duration(pair.Long)], byWin[time.Duration(pair.Short)]
@@ -236,8 +243,7 @@ func judge(in sliInput) SLIResult {
 			continue
 		}
 		_, ll, _ := l.bounds(kind, in.a)
-		_, sl, _ := s.bounds(kind, in.a)
-		if ll/budget > pair.Factor && sl/budget > pair.Factor {
+		if ll/budget > pair.Factor && s.value()/budget > pair.Factor {
 			tripped = append(tripped, pair)
 			r.Tripped = append(r.Tripped, pair.String())
 		}
@@ -279,8 +285,8 @@ func judge(in sliInput) SLIResult {
 		pair := tripped[0]
 		ln, sn := model.Duration(pair.Long).String(), model.Duration(pair.Short).String()
 		r.Decision = Fail
-		r.Reason = fmt.Sprintf("burning %s budget over %s and %s over %s (limit %g×, at least %s and %s with %s confidence): roll back",
-			fmtBurn(r.Burn[ln]), ln, fmtBurn(r.Burn[sn]), sn, pair.Factor, fmtBurn(r.BurnLower[ln]), fmtBurn(r.BurnLower[sn]), confidence(in.a))
+		r.Reason = fmt.Sprintf("burning %s budget over %s (at least %s with %s confidence) and %s over %s (limit %g×): roll back",
+			fmtBurn(r.Burn[ln]), ln, fmtBurn(r.BurnLower[ln]), confidence(in.a), fmtBurn(r.Burn[sn]), sn, pair.Factor)
 	case worse:
 		r.Decision = Fail
 		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s in %s (more than %g× stable, p=%.2g): roll back",
