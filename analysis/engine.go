@@ -219,7 +219,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 func combine(v *Verdict, p *policies.Policy) (Decision, string) {
 	worst := Pass
 	for _, s := range v.SLIs {
-		if s.Decision.rank() > worst.rank() {
+		if s.Decision.Severity() > worst.Severity() {
 			worst = s.Decision
 		}
 	}

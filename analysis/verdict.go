@@ -19,8 +19,9 @@ const (
 	Hold Decision = "hold"
 )
 
-// rank orders decisions by severity, for combining SLIs.
-func (d Decision) rank() int {
+// Severity orders decisions: pass 0, hold 1, fail 2. The worst of several
+// looks or SLIs is the one with the highest severity.
+func (d Decision) Severity() int {
 	switch d {
 	case Fail:
 		return 2

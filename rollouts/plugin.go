@@ -311,7 +311,7 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 	if v.Decision == analysis.Hold {
 		st.Holds++
 	}
-	if rank(v.Decision) > rank(st.Worst) || st.Worst == "" {
+	if v.Decision.Severity() > st.Worst.Severity() || st.Worst == "" {
 		st.Worst = v.Decision
 	}
 
@@ -419,16 +419,6 @@ func phaseOf(d analysis.Decision) v1alpha1.AnalysisPhase {
 		return v1alpha1.AnalysisPhaseFailed
 	}
 	return v1alpha1.AnalysisPhaseInconclusive
-}
-
-func rank(d analysis.Decision) int {
-	switch d {
-	case analysis.Fail:
-		return 2
-	case analysis.Hold:
-		return 1
-	}
-	return 0
 }
 
 // oneLine flattens a (possibly joined) error into one line.

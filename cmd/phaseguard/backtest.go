@@ -83,7 +83,7 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 		if err != nil {
 			return fail(e, "backtest", err)
 		}
-		if rank(v.Decision) > rank(worst) {
+		if v.Decision.Severity() > worst.Severity() {
 			worst = v.Decision
 		}
 		if t.output == "json" {
@@ -103,14 +103,4 @@ func lineOf(v *analysis.Verdict) backtestLine {
 		l.SLIs = append(l.SLIs, lineSLI{Name: s.Name, Verdict: string(s.Decision), Reason: s.Reason, Burn: s.Burn, Samples: s.Samples, Value: s.Value})
 	}
 	return l
-}
-
-func rank(d analysis.Decision) int {
-	switch d {
-	case analysis.Fail:
-		return 2
-	case analysis.Hold:
-		return 1
-	}
-	return 0
 }
