@@ -14,6 +14,13 @@ import (
 // Counts come from PromQL increase(), which extrapolates and so is not
 // always an integer; the Beta and Gamma forms below accept real counts.
 
+// RatioBounds returns the one-sided Clopper–Pearson lower and upper bounds,
+// each at level a, on the bad share of total events; a two-sided interval
+// at level alpha is RatioBounds(bad, total, alpha/2).
+func RatioBounds(bad, total, a float64) (lo, hi float64) {
+	return ratioLower(bad, total, a), ratioUpper(bad, total, a)
+}
+
 // ratioLower is the one-sided Clopper–Pearson lower bound on a binomial
 // proportion with bad events out of total: the a-quantile of
 // Beta(bad, total-bad+1). Clopper & Pearson, Biometrika 26 (1934).

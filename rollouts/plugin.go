@@ -328,11 +328,7 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 		soakEnd := st.Start.Add(time.Duration(stage.Soak))
 		st.write(md, soakEnd)
 		switch {
-		case v.Decision == analysis.Fail:
-			msg = fmt.Sprintf("stage %s failed at look %d: %s", stage.Name, st.Looks, v.Reason)
-		case !now.Before(soakEnd):
-			msg = fmt.Sprintf("stage %s soaked %s over %d looks: %s", stage.Name, stage.Soak, st.Looks, v.Reason)
-		default:
+		case !analysis.StageDecided(v, st.Start, time.Duration(stage.Soak)):
 			final = false
 			next := now.Add(time.Duration(c.policy.Spec.Interval))
 			if next.After(soakEnd) {
@@ -341,6 +337,10 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 			m.Phase = v1alpha1.AnalysisPhaseRunning
 			m.ResumeAt = metaTime(next)
 			m.Message = fmt.Sprintf("stage %s look %d, soak ends %s: %s", stage.Name, st.Looks, soakEnd.Format(time.RFC3339), v.Reason)
+		case v.Decision == analysis.Fail:
+			msg = fmt.Sprintf("stage %s failed at look %d: %s", stage.Name, st.Looks, v.Reason)
+		default:
+			msg = fmt.Sprintf("stage %s soaked %s over %d looks: %s", stage.Name, stage.Soak, st.Looks, v.Reason)
 		}
 	}
 	if c.cfg.DryRun {

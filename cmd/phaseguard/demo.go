@@ -141,7 +141,7 @@ func replayRollout(ctx context.Context, p *policies.Policy, b scenarios.Bundled)
 			}
 			s.Verdict = v
 			s.Looks++
-			if v.Decision == analysis.Fail {
+			if analysis.StageDecided(v, start, time.Duration(st.Soak)) {
 				break
 			}
 		}
