@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,26 +16,11 @@ import (
 )
 
 // PluginPkgEnv names the package built as the plugin binary, relative to
-// the module root. By default it is ./cmd/phaseguard, the binary users
-// install, once its main serves the plugin (calls rollouts.IsPluginProcess);
-// until then the test-only main in rollouts/internal/testplugin, which
-// serves exactly what cmd/phaseguard serves when the controller starts it.
+// the module root; by default ./cmd/phaseguard, the binary users install,
+// whose main serves the plugin when the controller starts it.
 const PluginPkgEnv = "PHASEGUARD_PLUGIN_PKG"
 
-// defaultPluginPkg returns ./cmd/phaseguard when its sources serve the
-// plugin, else the test-only main.
-func defaultPluginPkg() string {
-	files, _ := filepath.Glob(filepath.Join("..", "cmd", "phaseguard", "*.go"))
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		if src, err := os.ReadFile(f); err == nil && strings.Contains(string(src), "rollouts.IsPluginProcess()") {
-			return "./cmd/phaseguard"
-		}
-	}
-	return "./rollouts/internal/testplugin"
-}
+const defaultPluginPkg = "./cmd/phaseguard"
 
 var (
 	buildOnce sync.Once
@@ -67,7 +51,7 @@ func pluginBinary(t testing.TB) string {
 		binPath = filepath.Join(buildDir, "phaseguard")
 		pkg := os.Getenv(PluginPkgEnv)
 		if pkg == "" {
-			pkg = defaultPluginPkg()
+			pkg = defaultPluginPkg
 		}
 		args := []string{"build", "-o", binPath}
 		if raceEnabled {
