@@ -290,7 +290,7 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 			// overloaded plugin is no evidence about the canary.
 			now := p.now()
 			m.Phase = v1alpha1.AnalysisPhaseRunning
-			m.ResumeAt = metaTime(now.Add(time.Duration(c.policy.Spec.Interval)))
+			m.ResumeAt = resumeAt(now.Add(time.Duration(c.policy.Spec.Interval)))
 			m.Message = busy.Error() + "; look skipped"
 			p.log.Warn("look skipped", logFields(ar, metric, "error", busy.Error())...)
 			return m
@@ -335,7 +335,7 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 				next = soakEnd
 			}
 			m.Phase = v1alpha1.AnalysisPhaseRunning
-			m.ResumeAt = metaTime(next)
+			m.ResumeAt = resumeAt(next)
 			m.Message = fmt.Sprintf("stage %s look %d, soak ends %s: %s", stage.Name, st.Looks, soakEnd.Format(time.RFC3339), v.Reason)
 		case v.Decision == analysis.Fail:
 			msg = fmt.Sprintf("stage %s failed at look %d: %s", stage.Name, st.Looks, v.Reason)
@@ -429,6 +429,19 @@ func oneLine(err error) string {
 func metaTime(t time.Time) *metav1.Time {
 	mt := metav1.NewTime(t)
 	return &mt
+}
+
+// resumeAt is the ResumeAt for a look due at t, rounded up to the whole
+// second: the AnalysisRun stores times to the second, and the controller
+// resumes as soon as the stored time has passed. Rounded down, a look due
+// at the soak's end at 12:00:40.8 would be stored as 12:00:40 and resumed
+// over and over (each a look, spending the stage's false-alarm budget)
+// until 12:00:40.8 had passed.
+func resumeAt(t time.Time) *metav1.Time {
+	if r := t.Truncate(time.Second); !r.Equal(t) {
+		t = r.Add(time.Second)
+	}
+	return metaTime(t)
 }
 
 func orDefault(s, def string) string {

@@ -107,6 +107,37 @@ func TestPluginInProcess(t *testing.T) {
 		}
 	})
 
+	t.Run("stage resumes at whole seconds", func(t *testing.T) {
+		t.Parallel()
+		// The controller stores ResumeAt in the AnalysisRun to the second
+		// and resumes once that time has passed: a stage started at .8s
+		// must still look once per interval and end at its soak, not
+		// resume at once, over and over, just before the soak's end.
+		t0 := stageEnd.Add(-12 * time.Minute).Add(800 * time.Millisecond)
+		clk := newClock(t0)
+		p := rollouts.New(rollouts.WithClock(clk.now))
+		metric := pluginMetric(t, sc["healthy"].config(prom.URL(), `, "mode": "stage", "stage": "canary-10", "stageOrdering": false`))
+		m := p.Run(ar, metric)
+		for i := 0; m.Phase == v1alpha1.AnalysisPhaseRunning; i++ {
+			if i == 40 {
+				t.Fatalf("still running after %d resumes: %q", i, m.Message)
+			}
+			raw, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m = v1alpha1.Measurement{}
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			clk.set(m.ResumeAt.Time)
+			m = p.Resume(ar, metric, m)
+		}
+		if m.Phase != v1alpha1.AnalysisPhaseSuccessful || !strings.HasPrefix(m.Message, "stage canary-10 soaked 10m over 21 looks: ") {
+			t.Errorf("at soak end: %s %q, want Successful after 21 looks (one every 30s for 10m)", m.Phase, m.Message)
+		}
+	})
+
 	t.Run("stage fails at once", func(t *testing.T) {
 		t.Parallel()
 		b := sc["drain-misrouting"]

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs phaseguard's whole test suite on a fresh machine: installs the real
 # components the tests run against (Debian's prometheus, with promtool),
-# then `go test -race ./...`. Extra arguments go to `go test`.
+# builds the real kube-apiserver and Argo Rollouts controller the
+# end-to-end test runs (module e2e/tools: minutes the first time, seconds
+# once Go's build cache has them), then `go test -race ./...`. Extra
+# arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +18,14 @@ if ((${#need[@]})); then
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# kube-apiserver v1.34.5 and rollouts-controller v1.10.0, for
+# rollouts.TestController (it builds them itself when this is not set).
+export PHASEGUARD_E2E_BIN="${PHASEGUARD_E2E_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/phaseguard/e2e-bin}"
+mkdir -p "$PHASEGUARD_E2E_BIN"
+echo "test.sh: building kube-apiserver and rollouts-controller into $PHASEGUARD_E2E_BIN" >&2
+go build -C e2e/tools -trimpath -o "$PHASEGUARD_E2E_BIN" \
+	github.com/argoproj/argo-rollouts/cmd/rollouts-controller k8s.io/kubernetes/cmd/kube-apiserver
 
 # The real Prometheus tests must not skip when they are what CI is for.
 export CI="${CI:-true}"

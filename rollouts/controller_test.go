@@ -1,0 +1,327 @@
+package rollouts_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+
+	"github.com/phaseguard/phaseguard/internal/kubetest"
+	"github.com/phaseguard/phaseguard/policies"
+	"github.com/phaseguard/phaseguard/rollouts"
+)
+
+// E2EBinEnv names a directory holding the kube-apiserver and
+// rollouts-controller binaries built from the e2e/tools module (what
+// scripts/test.sh exports after building them). Without it the test
+// builds them itself, with the same command.
+const E2EBinEnv = "PHASEGUARD_E2E_BIN"
+
+// e2eBinaries returns the directory holding kube-apiserver and
+// rollouts-controller, building them from ../e2e/tools when $PHASEGUARD_E2E_BIN
+// is not set. The first build compiles Kubernetes and takes minutes; Go's
+// build cache makes later ones take seconds.
+func e2eBinaries(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv(E2EBinEnv)
+	if dir == "" {
+		dir = t.TempDir()
+		t.Logf("building kube-apiserver and rollouts-controller from e2e/tools (minutes on a cold build cache; set %s to reuse a build)", E2EBinEnv)
+		cmd := exec.Command("go", "build", "-C", "../e2e/tools", "-trimpath", "-o", dir,
+			"github.com/argoproj/argo-rollouts/cmd/rollouts-controller", "k8s.io/kubernetes/cmd/kube-apiserver")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+		}
+	}
+	for _, name := range []string{"kube-apiserver", "rollouts-controller"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("%s: %v (build e2e/tools, see scripts/test.sh)", name, err)
+		}
+	}
+	return dir
+}
+
+// TestController runs the real Argo Rollouts controller (v1.10.0, its
+// analysis controller) against a real kube-apiserver, loading the built
+// phaseguard binary from the argo-rollouts-config ConfigMap exactly as in
+// a cluster, and checks that AnalysisRuns made from the ClusterAnalysisTemplates
+// in examples/ reach Successful, Failed and Inconclusive against a real
+// Prometheus holding scenario data, in both measurement modes.
+//
+// The controller runs with --controllers=analysis: there is no kubelet
+// or kube-controller-manager here to run a Rollout's pods, so the
+// AnalysisRuns are created directly, with the args a Rollout step passes.
+func TestController(t *testing.T) {
+	bins := e2eBinaries(t)
+	bin := pluginBinary(t)
+	prom, sc := startScenarios(t, time.Now().Add(5*time.Minute), "healthy", "drain-misrouting", "thin-traffic")
+	kube := kubetest.StartKubeAPIServer(t, filepath.Join(bins, "kube-apiserver"))
+	kubeconfig := kubetest.WriteKubeconfig(t, kube)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// The controller's namespace holds its ConfigMap naming the plugin;
+	// the AnalysisRuns live in the service's namespace.
+	cs := kubernetes.NewForConfigOrDie(kube)
+	const controllerNS, ns = "argo-rollouts", "shop"
+	for _, name := range []string{controllerNS, ns} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "argo-rollouts-config", Namespace: controllerNS},
+		Data: map[string]string{"metricProviderPlugins": fmt.Sprintf("- name: %s\n  location: file://%s\n  sha256: %x\n",
+			rollouts.Name, bin, sha256.Sum256(data))},
+	}
+	if _, err := cs.CoreV1().ConfigMaps(controllerNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The controller downloads the plugin into ./plugin-bin of its working
+	// directory and execs it with its own environment: the plugin reads
+	// the kubeconfig the controller was given, as it would read the
+	// service account in a pod.
+	workdir := t.TempDir()
+	controller := exec.Command(filepath.Join(bins, "rollouts-controller"),
+		"--kubeconfig", kubeconfig,
+		"--controllers", "analysis",
+		"--leader-elect=false",
+		"--metricsPort", strconv.Itoa(freePort(t)),
+		"--healthzPort", strconv.Itoa(freePort(t)),
+		"--loglevel", "info")
+	controller.Dir = workdir
+	controller.Env = append(os.Environ(), "POD_NAMESPACE="+controllerNS, "KUBECONFIG="+kubeconfig, rollouts.EnvLogFormat+"=json")
+	proc := kubetest.StartProcess(t, "rollouts-controller", controller)
+
+	// The stage mode's runs use phase-default with a 40s soak looked at
+	// every 10s, so that the stage ends within the test.
+	policy := shortStagePolicy(t)
+	closed := "http://127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens
+	// A Rollout at revision 3 owns the out-of-order run: its stage,
+	// canary-50, comes after canary-10, which never ran for revision 3.
+	// The plugin finds that out through the API with the credentials the
+	// controller gave it.
+	rollout := kubetest.Create(t, kube, `
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: checkout, namespace: shop, annotations: {rollout.argoproj.io/revision: "3"}}
+spec:
+  selector: {matchLabels: {app: checkout}}
+  template:
+    metadata: {labels: {app: checkout}}
+    spec: {containers: [{name: app, image: example/checkout:2}]}
+`)
+	cases := []struct {
+		name, template, scenario, prometheus, policy string
+		want                                         v1alpha1.AnalysisPhase
+		message                                      string
+		owner                                        *unstructured.Unstructured
+	}{
+		{"look-healthy", "look", "healthy", prom.URL(), "", v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
+		{"look-drain", "look", "drain-misrouting", prom.URL(), "", v1alpha1.AnalysisPhaseFailed, "drain-failure: burning", nil},
+		{"look-thin", "look", "thin-traffic", prom.URL(), "", v1alpha1.AnalysisPhaseInconclusive, "thin evidence", nil},
+		{"look-no-prometheus", "look", "healthy", closed, "", v1alpha1.AnalysisPhaseInconclusive, "connection refused", nil},
+		{"stage-healthy", "stage", "healthy", prom.URL(), policy, v1alpha1.AnalysisPhaseSuccessful, "stage canary-10 soaked 40s over", nil},
+		{"stage-drain", "stage", "drain-misrouting", prom.URL(), policy, v1alpha1.AnalysisPhaseFailed, "stage canary-10 failed at look 1", nil},
+		{"stage-thin", "stage", "thin-traffic", prom.URL(), policy, v1alpha1.AnalysisPhaseInconclusive, "thin evidence", nil},
+		{"look-out-of-order", "look", "healthy", prom.URL(), "", v1alpha1.AnalysisPhaseFailed,
+			"out-of-order: stage canary-50 needs canary-10 to have passed for revision 3 (no AnalysisRun of canary-10 found for this revision)", rollout},
+	}
+	began := time.Now()
+	for _, tc := range cases {
+		run := analysisRun(t, tc.name, ns, tc.template, sc[tc.scenario], tc.prometheus, tc.policy, tc.owner)
+		kubetest.Create(t, kube, run)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ar := waitFinished(t, ctx, kube, ns, tc.name, proc)
+			if len(ar.Status.MetricResults) != 1 || len(ar.Status.MetricResults[0].Measurements) == 0 {
+				t.Fatalf("status: %+v", ar.Status)
+			}
+			m := ar.Status.MetricResults[0].Measurements[len(ar.Status.MetricResults[0].Measurements)-1]
+			t.Logf("%s after %s: %s; measurement %s %q value %s", tc.name, time.Since(began).Round(time.Second), ar.Status.Phase, m.Phase, m.Message, m.Value)
+			if ar.Status.Phase != tc.want || m.Phase != tc.want || !strings.Contains(m.Message, tc.message) {
+				t.Errorf("AnalysisRun %s, measurement %s %q; want %s containing %q", ar.Status.Phase, m.Phase, m.Message, tc.want, tc.message)
+			}
+			// What `kubectl argo rollouts get` and `kubectl get analysisrun -o yaml`
+			// show a release manager: the verdict and each SLI's figures.
+			if m.Metadata["verdict"] == "" || (tc.owner == nil && m.Metadata["sli.drain-failure.reason"] == "") {
+				t.Errorf("metadata lacks the verdict or per-SLI reasons: %v", m.Metadata)
+			}
+			if tc.owner == nil && (tc.want != v1alpha1.AnalysisPhaseInconclusive || tc.prometheus == prom.URL()) {
+				var v map[string]any
+				if err := json.Unmarshal([]byte(m.Value), &v); err != nil || len(v) == 0 {
+					t.Errorf("value %q: not a JSON object of burns (%v)", m.Value, err)
+				}
+			}
+			// A 40s soak looked at every 10s: 5 looks (at 0, 10, ... 40s),
+			// one more if a resume comes late. More would spend the
+			// stage's false-alarm budget on looks it did not plan.
+			if looks, _ := strconv.Atoi(m.Metadata["stage.looks"]); tc.template == "stage" && tc.want != v1alpha1.AnalysisPhaseFailed && (looks < 4 || looks > 6) {
+				t.Errorf("stage ended after %q looks, want 4 to 6 over its 40s soak", m.Metadata["stage.looks"])
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(workdir, "plugin-bin", "phaseguard", "phaseguard")); err != nil {
+		t.Errorf("the controller did not install the plugin where it runs it: %v", err)
+	}
+}
+
+// analysisRun returns an AnalysisRun whose metric is the one of
+// examples/clusteranalysistemplate-<template>.yaml, pointed at prometheus
+// (and, if policy is set, judged by that inline policy), with the args a
+// Rollout's canary step passes for the scenario. The controller resolves
+// the args, as it does for a run a Rollout created. With an owner, the run
+// is one that Rollout's canary-50 step made for its revision, judged with
+// the template's stage ordering; without, a run of stage canary-10 with
+// stage ordering off (there is no revision to order by).
+func analysisRun(t *testing.T, name, ns, template string, s scenario, prometheus, policy string, owner *unstructured.Unstructured) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("examples", "clusteranalysistemplate-"+template+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl v1alpha1.ClusterAnalysisTemplate
+	if err := yaml.UnmarshalStrict(raw, &tmpl); err != nil {
+		t.Fatalf("%s: %v", template, err)
+	}
+	metrics := tmpl.Spec.Metrics
+	if len(metrics) != 1 || metrics[0].Provider.Plugin == nil {
+		t.Fatalf("%s: want one plugin metric, got %+v", template, metrics)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(metrics[0].Provider.Plugin[rollouts.Name], &cfg); err != nil {
+		t.Fatalf("%s: plugin config: %v", template, err)
+	}
+	cfg["prometheus"] = map[string]any{"address": prometheus, "retries": -1}
+	stage := "canary-50"
+	if owner == nil {
+		stage = "canary-10"
+		cfg["stageOrdering"] = false
+	}
+	if policy != "" {
+		cfg["policy"] = policy
+	}
+	if metrics[0].Provider.Plugin[rollouts.Name], err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if template == "look" {
+		// The look template looks 20 times, 30s apart (the 10m soak): two
+		// looks 5s apart keep a passing run short; a failing or held run
+		// ends at its first look either way.
+		metrics[0].Count = &intstr.IntOrString{Type: intstr.Int, IntVal: 2}
+		metrics[0].Interval = "5s"
+	}
+	values := map[string]string{"service": s.Service, "namespace": s.Namespace, "canary-hash": s.CanaryHash, "stable-hash": s.StableHash, "stage": stage}
+	var args []v1alpha1.Argument
+	for _, a := range tmpl.Spec.Args {
+		v, ok := values[a.Name]
+		if !ok {
+			t.Fatalf("%s: arg %q: no value for it", template, a.Name)
+		}
+		args = append(args, v1alpha1.Argument{Name: a.Name, Value: &v})
+	}
+	run := v1alpha1.AnalysisRun{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "argoproj.io/v1alpha1", Kind: "AnalysisRun"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       v1alpha1.AnalysisRunSpec{Args: args, Metrics: metrics},
+	}
+	if owner != nil {
+		// What the Rollout controller puts on a step's AnalysisRun.
+		run.Labels = map[string]string{rollouts.LabelPodTemplateHash: s.CanaryHash, "rollout-type": "Step"}
+		run.Annotations = map[string]string{rollouts.AnnotationRevision: owner.GetAnnotations()[rollouts.AnnotationRevision]}
+		run.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1alpha1.SchemeGroupVersion.WithKind("Rollout"))}
+	}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstructured.RemoveNestedField(obj, "status")
+	unstructured.RemoveNestedField(obj, "metadata", "creationTimestamp")
+	out, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// shortStagePolicy is phase-default with canary-10 soaking 40s, looked at
+// every 10s, as inline YAML.
+func shortStagePolicy(t *testing.T) string {
+	t.Helper()
+	raw, err := policies.PresetYAML("phase-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	for _, r := range [][2]string{{"interval: 30s", "interval: 10s"}, {"{name: canary-10, soak: 10m}", "{name: canary-10, soak: 40s}"}, {"name: phase-default", "name: phase-default-short-soak"}} {
+		if strings.Count(s, r[0]) != 1 {
+			t.Fatalf("phase-default preset: %q not found once; update shortStagePolicy", r[0])
+		}
+		s = strings.Replace(s, r[0], r[1], 1)
+	}
+	return s
+}
+
+// waitFinished waits until the controller has finished the AnalysisRun,
+// failing early if the controller exits.
+func waitFinished(t *testing.T, ctx context.Context, cfg *rest.Config, ns, name string, controller *kubetest.Process) *v1alpha1.AnalysisRun {
+	t.Helper()
+	dyn := kubetest.Dynamic(t, cfg)
+	var ar v1alpha1.AnalysisRun
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		select {
+		case <-controller.Exited():
+			return false, fmt.Errorf("rollouts-controller exited: %v", controller.Err())
+		default:
+		}
+		u, err := dyn.Resource(kubetest.AnalysisRuns).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		ar = v1alpha1.AnalysisRun{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &ar); err != nil {
+			return false, err
+		}
+		return ar.Status.Phase.Completed(), nil
+	})
+	if err != nil {
+		t.Fatalf("AnalysisRun %s/%s did not finish (phase %q, message %q): %v", ns, name, ar.Status.Phase, ar.Status.Message, err)
+	}
+	return &ar
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
