@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -187,6 +188,32 @@ spec:
 			}
 		})
 	}
+	// A Rollout promoted or aborted mid-stage terminates its AnalysisRun:
+	// the controller calls Terminate on the running stage measurement,
+	// which ends Inconclusive (as argo's own job provider ends one) with
+	// the looks it took in its metadata.
+	t.Run("stage-terminated", func(t *testing.T) {
+		kubetest.Create(t, kube, analysisRun(t, "stage-terminated", ns, "stage", sc["healthy"], prom.URL(), policy, nil))
+		dyn := kubetest.Dynamic(t, kube)
+		err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			ar := getRun(t, ctx, kube, ns, "stage-terminated")
+			return len(ar.Status.MetricResults) == 1 && len(ar.Status.MetricResults[0].Measurements) == 1 &&
+				ar.Status.MetricResults[0].Measurements[0].Phase == v1alpha1.AnalysisPhaseRunning, nil
+		})
+		if err != nil {
+			t.Fatalf("stage never running: %v", err)
+		}
+		if _, err := dyn.Resource(kubetest.AnalysisRuns).Namespace(ns).Patch(ctx, "stage-terminated", types.MergePatchType, []byte(`{"spec":{"terminate":true}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ar := waitFinished(t, ctx, kube, ns, "stage-terminated", proc)
+		m := ar.Status.MetricResults[0].Measurements[0]
+		t.Logf("terminated: run %s %q; measurement %s %q, metadata terminated=%q looks=%q", ar.Status.Phase, ar.Status.Message, m.Phase, m.Message, m.Metadata["terminated"], m.Metadata["stage.looks"])
+		if m.Phase != v1alpha1.AnalysisPhaseInconclusive || m.FinishedAt == nil || m.Metadata["terminated"] == "" || m.Metadata["stage.looks"] == "" {
+			t.Errorf("measurement %s finished %v metadata %v; want Inconclusive, finished, saying it was terminated", m.Phase, m.FinishedAt, m.Metadata)
+		}
+	})
+
 	if _, err := os.Stat(filepath.Join(workdir, "plugin-bin", "phaseguard", "phaseguard")); err != nil {
 		t.Errorf("the controller did not install the plugin where it runs it: %v", err)
 	}
@@ -292,28 +319,34 @@ func shortStagePolicy(t *testing.T) string {
 // failing early if the controller exits.
 func waitFinished(t *testing.T, ctx context.Context, cfg *rest.Config, ns, name string, controller *kubetest.Process) *v1alpha1.AnalysisRun {
 	t.Helper()
-	dyn := kubetest.Dynamic(t, cfg)
-	var ar v1alpha1.AnalysisRun
+	var ar *v1alpha1.AnalysisRun
 	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-controller.Exited():
 			return false, fmt.Errorf("rollouts-controller exited: %v", controller.Err())
 		default:
 		}
-		u, err := dyn.Resource(kubetest.AnalysisRuns).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		ar = v1alpha1.AnalysisRun{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &ar); err != nil {
-			return false, err
-		}
+		ar = getRun(t, ctx, cfg, ns, name)
 		return ar.Status.Phase.Completed(), nil
 	})
 	if err != nil {
-		t.Fatalf("AnalysisRun %s/%s did not finish (phase %q, message %q): %v", ns, name, ar.Status.Phase, ar.Status.Message, err)
+		t.Fatalf("AnalysisRun %s/%s did not finish (%v): %v", ns, name, ar, err)
 	}
-	return &ar
+	return ar
+}
+
+// getRun reads an AnalysisRun through the API, failing the test on error.
+func getRun(t *testing.T, ctx context.Context, cfg *rest.Config, ns, name string) *v1alpha1.AnalysisRun {
+	t.Helper()
+	u, err := kubetest.Dynamic(t, cfg).Resource(kubetest.AnalysisRuns).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get AnalysisRun %s/%s: %v", ns, name, err)
+	}
+	ar := &v1alpha1.AnalysisRun{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ar); err != nil {
+		t.Fatal(err)
+	}
+	return ar
 }
 
 func freePort(t *testing.T) int {
