@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apiserver/pkg/storage/etcd3/testserver"
 	"k8s.io/client-go/rest"
 )
 
@@ -37,20 +36,9 @@ import (
 // Everything stops when t ends. A server that cannot start fails the test.
 func StartKubeAPIServer(t testing.TB, bin string, resources ...schema.GroupVersionResource) *rest.Config {
 	t.Helper()
-	crdDir, err := CRDDir()
-	if err != nil {
-		t.Fatalf("kubetest: %v", err)
-	}
-	crds, err := readCRDs(crdDir, resources)
-	if err != nil {
-		t.Fatalf("kubetest: %v", err)
-	}
+	crds := crdsFor(t, resources)
 	began := time.Now()
-	etcd := testserver.RunEtcd(t, nil)
-	endpoints := etcd.Endpoints()
-	if len(endpoints) == 0 {
-		t.Fatal("kubetest: etcd reports no client URL")
-	}
+	etcdURL := startEtcd(t)
 
 	dir := t.TempDir()
 	token := randomHex(t, 16)
@@ -64,7 +52,7 @@ func StartKubeAPIServer(t testing.TB, bin string, resources ...schema.GroupVersi
 		t.Fatalf("kubetest: %v", err)
 	}
 	args := []string{
-		"--etcd-servers=" + endpoints[0],
+		"--etcd-servers=" + etcdURL,
 		"--etcd-prefix=/kubetest-" + randomHex(t, 4),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",

@@ -91,25 +91,13 @@ var envMu sync.Mutex
 // CI=true a broken harness can never pass as a skipped test.
 func Start(t testing.TB, resources ...schema.GroupVersionResource) *rest.Config {
 	t.Helper()
-	crdDir, err := CRDDir()
-	if err != nil {
-		t.Fatalf("kubetest: %v", err)
-	}
-	crds, err := readCRDs(crdDir, resources)
-	if err != nil {
-		t.Fatalf("kubetest: %v", err)
-	}
-
+	crds := crdsFor(t, resources)
 	began := time.Now()
-	etcd := testserver.RunEtcd(t, nil)
-	endpoints := etcd.Endpoints()
-	if len(endpoints) == 0 {
-		t.Fatal("kubetest: etcd reports no client URL")
-	}
+	etcdURL := startEtcd(t)
 
 	envMu.Lock()
 	old, had := os.LookupEnv("KUBE_INTEGRATION_ETCD_URL")
-	os.Setenv("KUBE_INTEGRATION_ETCD_URL", endpoints[0])
+	os.Setenv("KUBE_INTEGRATION_ETCD_URL", etcdURL)
 	tearDown, cfg, _, err := fixtures.StartDefaultServer(t)
 	if had {
 		os.Setenv("KUBE_INTEGRATION_ETCD_URL", old)
@@ -133,6 +121,31 @@ func Start(t testing.TB, resources ...schema.GroupVersionResource) *rest.Config 
 	}
 	t.Logf("kubetest: API server up in %s, %d CRDs established in %s", apiUp.Sub(began).Round(time.Millisecond), len(crds), time.Since(apiUp).Round(time.Millisecond))
 	return cfg
+}
+
+// crdsFor reads the CRDs of the resources (all five if none), failing the
+// test if they cannot be read.
+func crdsFor(t testing.TB, resources []schema.GroupVersionResource) []*apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	dir, err := CRDDir()
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	crds, err := readCRDs(dir, resources)
+	if err != nil {
+		t.Fatalf("kubetest: %v", err)
+	}
+	return crds
+}
+
+// startEtcd runs an embedded etcd until t ends and returns its client URL.
+func startEtcd(t testing.TB) string {
+	t.Helper()
+	endpoints := testserver.RunEtcd(t, nil).Endpoints()
+	if len(endpoints) == 0 {
+		t.Fatal("kubetest: etcd reports no client URL")
+	}
+	return endpoints[0]
 }
 
 // CRDDir returns the directory the CRD manifests are read from: $KUBETEST_CRDS,
