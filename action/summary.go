@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -154,30 +155,20 @@ func burnChart(looks []*analysis.Verdict, start time.Time) (chart, legend string
 		name   string
 		values []float64
 	}
-	var lines []line
-	var missing []string
+	// burns returns the values of SLI i along the x axis; false when the
+	// SLI cannot be drawn there.
+	var burns func(i int) ([]float64, bool)
 	var xaxis string
 	if len(looks) > 1 {
-		for i, s := range last.SLIs {
-			l := line{name: s.Name}
-			ok := true
+		burns = func(i int) ([]float64, bool) {
+			var out []float64
 			for _, v := range looks {
-				if i >= len(v.SLIs) || v.SLIs[i].Name != s.Name {
-					ok = false
-					break
+				if i >= len(v.SLIs) || v.SLIs[i].Name != last.SLIs[i].Name {
+					return nil, false
 				}
-				b := float64(v.SLIs[i].MaxBurn())
-				if math.IsNaN(b) || math.IsInf(b, 0) {
-					ok = false
-					break
-				}
-				l.values = append(l.values, b)
+				out = append(out, float64(v.SLIs[i].MaxBurn()))
 			}
-			if ok {
-				lines = append(lines, l)
-			} else {
-				missing = append(missing, s.Name)
-			}
+			return out, true
 		}
 		from := looks[0].Time.Sub(start).Minutes()
 		to := last.Time.Sub(start).Minutes()
@@ -187,24 +178,25 @@ func burnChart(looks []*analysis.Verdict, start time.Time) (chart, legend string
 		for _, w := range last.SLIs[0].Windows {
 			windows = append(windows, strconv.Quote(w.Window))
 		}
-		for _, s := range last.SLIs {
-			l := line{name: s.Name}
-			ok := len(s.Windows) == len(windows)
-			for _, w := range s.Windows {
-				b := float64(w.Burn)
-				if math.IsNaN(b) || math.IsInf(b, 0) {
-					ok = false
-					break
-				}
-				l.values = append(l.values, b)
+		burns = func(i int) ([]float64, bool) {
+			ws := last.SLIs[i].Windows
+			out := make([]float64, 0, len(ws))
+			for _, w := range ws {
+				out = append(out, float64(w.Burn))
 			}
-			if ok {
-				lines = append(lines, l)
-			} else {
-				missing = append(missing, s.Name)
-			}
+			return out, len(ws) == len(windows)
 		}
 		xaxis = "x-axis \"window\" [" + strings.Join(windows, ", ") + "]"
+	}
+	var lines []line
+	var missing []string
+	for i, s := range last.SLIs {
+		values, ok := burns(i)
+		if !ok || slices.ContainsFunc(values, func(b float64) bool { return math.IsNaN(b) || math.IsInf(b, 0) }) {
+			missing = append(missing, s.Name)
+			continue
+		}
+		lines = append(lines, line{name: s.Name, values: values})
 	}
 	if len(lines) == 0 {
 		return "", "No SLI has burn values to chart (" + strings.Join(missing, ", ") + ")."
