@@ -346,13 +346,25 @@ func shortErr(err error, query string) string {
 	return strings.ReplaceAll(msg, "\n", " ")
 }
 
-func confidence(a float64) string {
-	c := (1 - a) * 100
-	switch {
-	case c >= 99.99:
-		return fmt.Sprintf("%.4g%%", c)
+// confidence shows the level 1 - a as a percentage with as many decimals
+// as it takes to stay below 100 %: the per-test level of a stage with many
+// looks is tiny (a = 8e-5 shows as 99.992 %), and "100 % confidence" would
+// claim a certainty no bound has.
+func confidence(a float64) string { return FormatConfidence(1 - a) }
+
+// FormatConfidence shows a confidence level c (Verdict.Confidence, 1 minus
+// the per-test level) as a percentage that never rounds up to 100 %.
+func FormatConfidence(c float64) string {
+	a := 1 - c
+	c *= 100
+	if a >= 0.01 {
+		return fmt.Sprintf("%.3g%%", c)
 	}
-	return fmt.Sprintf("%.3g%%", c)
+	decimals := min(int(math.Ceil(-math.Log10(a)-1e-9))-2, 9) // a = 1e-4 (from 1 - 0.9999): 2
+	if math.Round(c*math.Pow10(decimals)) >= 100*math.Pow10(decimals) {
+		return fmt.Sprintf("more than %.*f%%", decimals, 100-math.Pow10(-decimals))
+	}
+	return fmt.Sprintf("%.*f%%", decimals, c)
 }
 
 func fmtValue(kind string, v any) string {

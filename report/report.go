@@ -45,7 +45,7 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d queries; bounds at %.4g%% confidence (alpha spent over %d looks)\n", v.Queries, v.Confidence*100, v.Looks)
+	_, err := fmt.Fprintf(w, "\n%d queries; bounds at %s confidence (alpha spent over %d looks)\n", v.Queries, analysis.FormatConfidence(v.Confidence), v.Looks)
 	return err
 }
 
