@@ -401,7 +401,7 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		}
 		r.looks = append(r.looks, v)
 		r.logLook(k, n, v)
-		if v.Decision == analysis.Fail {
+		if analysis.StageDecided(v, r.start, time.Duration(in.stage.Soak)) {
 			break
 		}
 	}
@@ -422,6 +422,8 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		r.reason = oneLine(fmt.Sprintf("%s after watching %s of the %s soak (%d of %d looks); last look %s: %s",
 			stopped, model.Duration(watched), in.stage.Soak, len(r.looks), n, last.Decision, last.Reason))
 	default:
+		// Decided (analysis.StageDecided): a failing look, or the first
+		// look at the soak's end.
 		r.decision, r.reason = last.Decision, oneLine(last.Reason)
 	}
 }
