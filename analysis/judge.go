@@ -227,15 +227,24 @@ func judge(in sliInput) SLIResult {
 		return r
 	}
 
-	// Multi-window, multi-burn-rate: a pair trips when the lower
-	// confidence bound of the burn in its long window exceeds its factor
-	// (the test, at level a) and the burn in its short window does too
-	// (the SRE Workbook's reset condition: the burn is still going on).
-	// The long window's bound alone keeps a canary burning at the factor
-	// from tripping with more than probability a; asking the short window,
-	// a fifth or a third as long, for the same confidence adds no
-	// protection and costs the power to see count-limited SLIs (a few
-	// flaps an hour) at all.
+	// Multi-window, multi-burn-rate: a pair trips when the canary burns
+	// above its factor in both windows (the SRE Workbook's rule: the long
+	// window says the burn is large, the short one that it is still going
+	// on) and the long window is significantly over budget: the lower
+	// confidence bound of its burn, at level a, exceeds 1.
+	//
+	// The test is against the budget, not against the factor, because that
+	// is what a false rollback is: failing a canary that spends no more
+	// than its budget (burn ≤ 1). Under that null the bound exceeds 1 with
+	// probability at most a, so spending alpha over every test of every
+	// look keeps the chance of failing such a canary in a stage under
+	// alpha (TestFalseRollbackBound), whatever the factors. The factor is
+	// the severity a pair asks for, on the point burns; requiring its
+	// bound to clear the factor too would test a null (burn ≤ factor) the
+	// guarantee does not need, at the cost of most of the power on
+	// count-limited SLIs (a few flaps an hour, a few bad events at low
+	// traffic). The short window is not tested at all: a fifth or a third
+	// as long as the long one, it would add no protection.
 	var tripped []policies.WindowPair
 	for _, pair := range p.Spec.Windows {
 		l, s := byWin[time.Duration(pair.Long)], byWin[time.Duration(pair.Short)]
@@ -243,7 +252,7 @@ func judge(in sliInput) SLIResult {
 			continue
 		}
 		_, ll, _ := l.bounds(kind, in.a)
-		if ll/budget > pair.Factor && s.value()/budget > pair.Factor {
+		if ll/budget > 1 && l.value()/budget > pair.Factor && s.value()/budget > pair.Factor {
 			tripped = append(tripped, pair)
 			r.Tripped = append(r.Tripped, pair.String())
 		}
