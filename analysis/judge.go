@@ -20,7 +20,8 @@ var ErrNoData = errors.New("no data")
 type sliInput struct {
 	sli        *policies.SLI
 	policy     *policies.Policy
-	a          float64 // per-test level
+	a          float64       // per-test level
+	span       time.Duration // time since the stage started, when shorter than a window; else 0
 	stableHash string
 
 	canaryQuery, stableQuery string
@@ -54,8 +55,10 @@ func (w window) bounds(kind string, a float64) (v, lo, hi float64) {
 	return w.bad / w.total, ratioLower(w.bad, w.total, a), ratioUpper(w.bad, w.total, a)
 }
 
-// extract reads a batched query result into per-window counts.
-func extract(sli *policies.SLI, windows []time.Duration, vec model.Vector) ([]window, error) {
+// extract reads a batched query result into per-window counts. Windows
+// longer than span (when not 0) counted only span: a rate's exposure is
+// span, not the window.
+func extract(sli *policies.SLI, windows []time.Duration, span time.Duration, vec model.Vector) ([]window, error) {
 	type key struct{ part, win string }
 	got := map[key]float64{}
 	for _, s := range vec {
@@ -78,6 +81,9 @@ func extract(sli *policies.SLI, windows []time.Duration, vec model.Vector) ([]wi
 		}
 		if sli.Kind() == policies.KindRate {
 			w.total = d.Hours()
+			if span > 0 && span < d {
+				w.total = span.Hours()
+			}
 			ev, hasEv := get(policies.PartEvents)
 			_, hasPresence := get(policies.PartPresence)
 			switch {
@@ -154,7 +160,7 @@ func judge(in sliInput) SLIResult {
 		r.Reason = "canary query failed: " + shortErr(in.canaryErr, in.canaryQuery)
 		return r
 	}
-	cw, err := extract(sli, windows, in.canaryVec)
+	cw, err := extract(sli, windows, in.span, in.canaryVec)
 	if err != nil {
 		r.Decision, r.Error = onErr, err.Error()
 		r.Reason = "canary " + err.Error()
@@ -165,7 +171,7 @@ func judge(in sliInput) SLIResult {
 		byWin[w.d] = w
 		name := model.Duration(w.d).String()
 		v, lo, hi := w.bounds(kind, in.a)
-		wr := WindowResult{Window: name, Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
+		wr := WindowResult{Window: name, Span: spanOf(w.d, in.span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
 			Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)}
 		if w.err != nil {
 			wr.Bad, wr.Total = Num(math.NaN()), Num(math.NaN())
@@ -187,7 +193,7 @@ func judge(in sliInput) SLIResult {
 	if in.stableHash != "" && in.stableQuery != "" {
 		r.Baseline = &BaselineResult{Hash: in.stableHash, Value: Num(math.NaN()), Samples: Num(math.NaN()), PValue: Num(math.NaN()), Burn: map[string]Num{}}
 		if in.stableErr == nil {
-			ws, err := extract(sli, windows, in.stableVec)
+			ws, err := extract(sli, windows, in.span, in.stableVec)
 			if err != nil {
 				in.stableErr = err
 			} else {
@@ -196,7 +202,7 @@ func judge(in sliInput) SLIResult {
 					sw[w.d] = w
 					name := model.Duration(w.d).String()
 					v, lo, hi := w.bounds(kind, in.a)
-					r.Baseline.Windows = append(r.Baseline.Windows, WindowResult{Window: name, Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
+					r.Baseline.Windows = append(r.Baseline.Windows, WindowResult{Window: name, Span: spanOf(w.d, in.span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
 						Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)})
 					r.Baseline.Burn[name] = Num(v / budget)
 				}
@@ -270,15 +276,27 @@ func judge(in sliInput) SLIResult {
 			r.Baseline.Worse = worse
 		}
 		if len(tripped) > 0 && !worse {
+			// Stable burns too when it shows, for every pair the canary
+			// tripped, what the canary had to: its long window
+			// significantly over budget (lower bound above 1 at level a),
+			// and both windows burning at least the pair's factor over
+			// maxRatio (the canary may burn up to maxRatio times stable
+			// without being worse). Asking stable for minSamples events
+			// in each window instead would miss a shared fault whenever a
+			// short window is thin, and fail the canary for it.
 			also := true
 			for _, pair := range tripped {
-				for _, d := range []time.Duration{time.Duration(pair.Long), time.Duration(pair.Short)} {
-					w := sw[d]
-					enough := kind == policies.KindRate || w.total >= p.Spec.MinSamples
-					if w.err != nil || !enough || w.value()/budget < pair.Factor/p.Spec.Baseline.MaxRatio {
-						also = false
-					}
+				l, s := sw[time.Duration(pair.Long)], sw[time.Duration(pair.Short)]
+				if l.err != nil || s.err != nil {
+					also = false
+					continue
 				}
+				_, ll, _ := l.bounds(kind, in.a)
+				floor := pair.Factor / p.Spec.Baseline.MaxRatio
+				if ll/budget <= 1 || l.value()/budget < floor || s.value()/budget < floor {
+					also = false
+				}
+
 			}
 			r.Baseline.AlsoBad = also
 		}
@@ -331,6 +349,15 @@ func judge(in sliInput) SLIResult {
 		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), name, fmtBurn(Num(hi/budget)))
 	}
 	return r
+}
+
+// spanOf is the time window d counted when the stage, span old, is
+// younger than d; empty otherwise.
+func spanOf(d, span time.Duration) string {
+	if span > 0 && span < d {
+		return model.Duration(span).String()
+	}
+	return ""
 }
 
 // fmtEvents says what a window counted: "3 bad of 1200 events" or "13 events".

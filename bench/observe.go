@@ -141,7 +141,8 @@ func observe(ctx context.Context, j Judge, set Set, tr scenarios.Truth, q analys
 }
 
 // Request is the engine request judging the canary of tr, compared with
-// its stable version, at the judged stage. At is left zero.
+// its stable version, at the judged stage, since the stage started. At is
+// left zero.
 func Request(j Judge, tr scenarios.Truth) analysis.Request {
 	return analysis.Request{
 		Policy:     j.Policy,
@@ -150,6 +151,7 @@ func Request(j Judge, tr scenarios.Truth) analysis.Request {
 		Namespace:  tr.Namespace,
 		CanaryHash: tr.CanaryHash,
 		StableHash: tr.StableHash,
+		Since:      tr.StageStart,
 	}
 }
 
