@@ -88,7 +88,7 @@ type SLIResult struct {
 	// Windows holds the same per window with raw counts, longest first.
 	Windows []WindowResult `json:"windows"`
 	// Tripped names the window pairs whose both windows burned above the
-	// pair's factor with confidence.
+	// pair's factor, the long one significantly over budget.
 	Tripped []string `json:"tripped,omitempty"`
 	// Baseline is the stable version's side, when compared.
 	Baseline *BaselineResult `json:"baseline,omitempty"`
