@@ -363,7 +363,7 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		r.start = clock.Now().UTC()
 	}
 	if !in.wait {
-		v, err := eng.Evaluate(ctx, in.request(r.start))
+		v, err := eng.Evaluate(ctx, in.request(r.start, in.since))
 		if err != nil {
 			r.invalid(errors.Join(engineInputErrors(err)...))
 			return
@@ -372,6 +372,13 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		r.logLook(1, 1, v)
 		r.decision, r.reason = v.Decision, oneLine(v.Reason)
 		return
+	}
+	// A watched stage starts when the watch does (the step runs right after
+	// the traffic shift, and creates the stage's deployment then), unless
+	// the since input says otherwise.
+	since := in.since
+	if since.IsZero() {
+		since = r.start
 	}
 	n := in.policy.PlannedLooks(in.stage.Name)
 	interval := time.Duration(in.policy.Spec.Interval)
@@ -389,7 +396,7 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 				break
 			}
 		}
-		v, err := eng.Evaluate(ctx, in.request(t))
+		v, err := eng.Evaluate(ctx, in.request(t, since))
 		if err != nil {
 			r.invalid(errors.Join(engineInputErrors(err)...))
 			return

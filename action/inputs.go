@@ -49,6 +49,7 @@ const (
 	inEnvPrefix       = "environment-prefix"
 	inStageOrdering   = "stage-ordering"
 	inAt              = "at"
+	inSince           = "since"
 	inReportPath      = "report-path"
 	defaultPolicy     = "phase-default"
 	defaultPromTimout = 30 * time.Second
@@ -115,6 +116,7 @@ type inputs struct {
 	envPrefix     string
 	stageOrdering bool
 	at            time.Time // zero: now
+	since         time.Time // the stage's start; zero: unknown
 	reportPath    string    // relative to the workspace
 
 	// secrets are the values to mask, in the order found.
@@ -124,9 +126,11 @@ type inputs struct {
 // environment is the ledger environment of a stage.
 func (in *inputs) environment(stage string) string { return in.envPrefix + stage }
 
-// request is the engine request for a look at t.
-func (in *inputs) request(t time.Time) analysis.Request {
+// request is the engine request for a look at t of a stage that started
+// at since (zero: unknown).
+func (in *inputs) request(t, since time.Time) analysis.Request {
 	return analysis.Request{
+		Since:      since,
 		Policy:     in.policy,
 		Stage:      in.stage.Name,
 		At:         t,
@@ -266,7 +270,7 @@ func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*input
 	in.service, in.namespace = get(inService), get(inNamespace)
 	in.canaryHash, in.stableHash = get(inCanaryHash), get(inStableHash)
 	if p != nil {
-		req := in.request(time.Time{})
+		req := in.request(time.Time{}, time.Time{})
 		errs = append(errs, engineInputErrors(req.Validate())...)
 	}
 
@@ -333,6 +337,19 @@ func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*input
 			bad(inAt, at, "before 2000")
 		default:
 			in.at = t.UTC()
+		}
+	}
+	if since := get(inSince); since != "" {
+		t, err := time.Parse(time.RFC3339, since)
+		switch {
+		case err != nil:
+			bad(inSince, since, "not an RFC 3339 time (2026-01-01T00:30:00Z)")
+		case !t.Before(now) || (!in.at.IsZero() && !t.Before(in.at)):
+			bad(inSince, since, "not before the evaluation time")
+		case t.Year() < 2000:
+			bad(inSince, since, "before 2000")
+		default:
+			in.since = t.UTC()
 		}
 	}
 	in.reportPath = get(inReportPath)

@@ -115,7 +115,9 @@ func testVerdicts(t *testing.T, proms map[string]*scenarioServer) {
 			states: []string{stateInProgress, stateFailure}, notice: "error", reason: "drain-failure: "},
 		{name: "drain misrouting dry run", scenario: "drain-misrouting", at: stageEnd, set: map[string]string{"dry-run": "true", "rollout": "checkout"}, code: ExitPass,
 			verdict: analysis.Fail, looks: "1", notice: "warning"},
-		{name: "watch cut by timeout", scenario: "healthy", at: midStage, set: map[string]string{"wait": "true", "timeout": "3m"}, code: ExitFail, verdict: analysis.Hold,
+		// The watch starts mid-stage; since says the canary took its
+		// traffic at the stage start, so the windows are whole.
+		{name: "watch cut by timeout", scenario: "healthy", at: midStage, set: map[string]string{"wait": "true", "timeout": "3m", "since": "stage start"}, code: ExitFail, verdict: analysis.Hold,
 			states: []string{stateInProgress, stateError}, looks: "6", notice: "warning", reason: "timeout after watching 3m of the 10m soak (6 of 20 looks); last look pass: "},
 	}
 	for _, tc := range cases {
@@ -124,6 +126,9 @@ func testVerdicts(t *testing.T, proms map[string]*scenarioServer) {
 			p := proms[tc.scenario]
 			in := p.inputs(tc.at(p.truth))
 			for k, v := range tc.set {
+				if v == "stage start" {
+					v = p.truth.StageStart.UTC().Format(time.RFC3339)
+				}
 				in[k] = v
 			}
 			now := p.now()

@@ -130,3 +130,59 @@ func TestFalseRollbackBound(t *testing.T) {
 		t.Errorf("only %.2f of 5× burning stages failed; want at least 0.9", power)
 	}
 }
+
+// defaultLikePolicy has phase-default's window pairs and canary-50's soak:
+// factors of 10 and 2 leave room between the budget and a trip.
+const defaultLikePolicy = `
+apiVersion: phaseguard.dev/v1alpha1
+kind: Policy
+metadata: {name: default-like}
+spec:
+  alpha: 0.05
+  interval: 30s
+  minSamples: 100
+  windows:
+    - {long: 5m, short: 1m, factor: 10}
+    - {long: 15m, short: 3m, factor: 2}
+  stages:
+    - {name: canary, soak: 15m}
+  slis:
+    - name: drain
+      objective: 99
+      ratio:
+        bad: 'sum(increase(bad{service="$service",pod_template_hash="$hash"}[$window]))'
+        total: 'sum(increase(total{service="$service",pod_template_hash="$hash"}[$window]))'
+`
+
+// TestFalseRollbackBoundFactors checks the bound with factors above 1: the
+// test behind a trip is "over budget", so a canary at exactly its budget
+// still fails at most alpha of its stages, and a canary burning 3× its
+// budget at 2 events/s fails in most stages (all 100 here; a test of the
+// long window's bound against the factor of 2 failed 51).
+func TestFalseRollbackBoundFactors(t *testing.T) {
+	t.Parallel()
+	p, err := policies.Load([]byte(defaultLikePolicy), "default-like")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	soak := int(time.Duration(p.Spec.Stages[0].Soak).Seconds())
+	budget := p.Spec.SLIs[0].Budget()
+	spent := spend(p.Spec.Alpha, p.PlannedLooks("canary"), len(p.Spec.Windows))
+	var healthy, bad []stageRun
+	for range 500 {
+		healthy = append(healthy, simulate(rng, soak, 2, budget))
+	}
+	for range 100 {
+		bad = append(bad, simulate(rng, soak, 2, 3*budget))
+	}
+	got := float64(failedRuns(p, healthy, spent)) / float64(len(healthy))
+	power := float64(failedRuns(p, bad, spent)) / float64(len(bad))
+	t.Logf("at budget: %.4f of stages failed (bound %.2f); at 3× budget: %.2f", got, p.Spec.Alpha, power)
+	if got > p.Spec.Alpha {
+		t.Errorf("false-rollback rate %.4f exceeds alpha %.2f", got, p.Spec.Alpha)
+	}
+	if power < 0.8 {
+		t.Errorf("only %.2f of 3× burning stages failed; want at least 0.8", power)
+	}
+}

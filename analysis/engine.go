@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,6 +70,15 @@ type Request struct {
 	Namespace  string
 	CanaryHash string
 	StableHash string
+	// Since is when the stage started: when the canary took the stage's
+	// traffic (the CLI's --since or a scenario's stage start, the Action's
+	// watch start); zero means unknown. Windows reaching back before it are cut to the time
+	// since, for canary and stable alike: the two are compared over time
+	// both cover, the stage's own, and a rate SLI's events are divided by
+	// that time, not by the window's. Without it a canary minutes old is
+	// judged on windows that hold only its short life, and a fault that
+	// hit stable at the same moment is diluted in stable's longer past.
+	Since time.Time
 }
 
 // InputError is a request value that cannot be used: it names the input.
@@ -144,6 +154,23 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		at = e.now()
 	}
 	p := r.Policy
+	// span is the time the stage has run, when it is shorter than the
+	// longest window; 0 leaves every window whole.
+	var span time.Duration
+	if !r.Since.IsZero() {
+		if !at.After(r.Since) {
+			// Nothing of the stage to judge yet: hold, never pass.
+			return &Verdict{Time: at.UTC(), Policy: p.Metadata.Name, Stage: r.Stage, Since: r.Since.UTC(), Decision: Hold,
+				Reason: fmt.Sprintf("the stage starts at %s, not before this look: nothing to judge yet", r.Since.UTC().Format(time.RFC3339)),
+				Looks:  p.PlannedLooks(r.Stage), SLIs: []SLIResult{}}, nil
+		}
+		if d := at.Sub(r.Since); d < slices.Max(p.Windows()) {
+			span = d.Truncate(time.Second)
+			if span < d {
+				span += time.Second // as policies.SLI.QueryWithin rounds
+			}
+		}
+	}
 	baseline := r.StableHash != "" && p.Spec.Baseline.On()
 	tests := 0
 	for range p.Spec.SLIs {
@@ -167,10 +194,23 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		err    error
 	}
 	var jobs []*job
+	query := func(s *policies.SLI, t policies.Target) (string, error) {
+		if span == 0 {
+			return s.Query(t), nil
+		}
+		return s.QueryWithin(t, span)
+	}
 	for i := range p.Spec.SLIs {
-		jobs = append(jobs, &job{sli: i, query: p.Spec.SLIs[i].Query(canary)})
+		targets := []policies.Target{canary}
 		if baseline {
-			jobs = append(jobs, &job{sli: i, stable: true, query: p.Spec.SLIs[i].Query(stable)})
+			targets = append(targets, stable)
+		}
+		for k, t := range targets {
+			q, err := query(&p.Spec.SLIs[i], t)
+			if err != nil {
+				return nil, err
+			}
+			jobs = append(jobs, &job{sli: i, stable: k == 1, query: q})
 		}
 	}
 	sem := make(chan struct{}, e.parallelism)
@@ -193,8 +233,11 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		Looks:      looks,
 		Queries:    len(jobs),
 	}
+	if !r.Since.IsZero() {
+		v.Since = r.Since.UTC()
+	}
 	for i := range p.Spec.SLIs {
-		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, stableHash: r.StableHash}
+		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, stableHash: r.StableHash, span: span}
 		for _, j := range jobs {
 			if j.sli != i {
 				continue

@@ -60,6 +60,57 @@ func request(p *policies.Policy, tr scenarios.Truth, at time.Time) analysis.Requ
 	return analysis.Request{Policy: p, Stage: "canary-50", At: at, Service: tr.Service, Namespace: tr.Namespace, CanaryHash: tr.CanaryHash, StableHash: tr.StableHash}
 }
 
+// TestSince checks that a stage younger than a window is counted only
+// since it started, for canary and stable alike, and that a look at its
+// start holds.
+func TestSince(t *testing.T) {
+	t.Parallel()
+	p := preset(t)
+	st, tr := loadScenario(t, "healthy")
+	req := request(p, tr, tr.StageStart.Add(4*time.Minute+500*time.Millisecond))
+	req.Since = tr.StageStart
+	v, err := analysis.New(st).Evaluate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Since.Equal(tr.StageStart) {
+		t.Errorf("verdict since %s, want %s", v.Since, tr.StageStart)
+	}
+	s := sli(t, v, "drain-failure")
+	for _, q := range s.Queries {
+		if strings.Contains(q, "[15m]") || strings.Contains(q, "[5m]") || !strings.Contains(q, "[4m1s]") || !strings.Contains(q, "[3m]") {
+			t.Errorf("query does not cut 15m and 5m to 4m1s, or cuts 3m:\n%s", q)
+		}
+	}
+	spans := func(ws []analysis.WindowResult) map[string]string {
+		out := map[string]string{}
+		for _, w := range ws {
+			out[w.Window] = w.Span
+		}
+		return out
+	}
+	want := map[string]string{"15m": "4m1s", "5m": "4m1s", "3m": "", "1m": ""}
+	if diff := cmp.Diff(want, spans(s.Windows)); diff != "" {
+		t.Errorf("canary spans (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, spans(s.Baseline.Windows)); diff != "" {
+		t.Errorf("stable spans (-want +got):\n%s", diff)
+	}
+	// A rate SLI's exposure is the span, not the window.
+	if f := sli(t, v, "flaps"); float64(f.Windows[0].Total) != (4*time.Minute + time.Second).Hours() {
+		t.Errorf("flaps exposure in 15m = %v hours, want %v", f.Windows[0].Total, (4*time.Minute + time.Second).Hours())
+	}
+
+	req.At = tr.StageStart
+	v, err = analysis.New(st).Evaluate(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Decision != analysis.Hold || !strings.Contains(v.Reason, "nothing to judge yet") {
+		t.Errorf("look at the stage start: %s, %q; want hold, nothing to judge yet", v.Decision, v.Reason)
+	}
+}
+
 func sli(t *testing.T, v *analysis.Verdict, name string) analysis.SLIResult {
 	t.Helper()
 	for _, s := range v.SLIs {
@@ -80,6 +131,7 @@ func TestScenarios(t *testing.T) {
 		scenario   string
 		after      time.Duration // after the stage starts (or the fault, when there is one)
 		noStable   bool
+		since      bool // the request says the stage started at the scenario's stage start
 		want       analysis.Decision
 		wantSLI    string
 		wantReason string
@@ -94,6 +146,10 @@ func TestScenarios(t *testing.T) {
 		{scenario: "thin-traffic", after: 10 * time.Minute, want: analysis.Hold, wantReason: "thin evidence"},
 		{scenario: "stable-also-bad", after: 5 * time.Minute, want: analysis.Hold, wantSLI: "drain-failure", wantReason: "not the canary's fault"},
 		{scenario: "stable-also-bad", after: 5 * time.Minute, noStable: true, want: analysis.Fail, wantSLI: "drain-failure"},
+		{scenario: "drain-misrouting", after: 2 * time.Minute, since: true, want: analysis.Fail, wantSLI: "drain-failure", wantReason: "roll back"},
+		{scenario: "flapping", after: 7*time.Minute + 30*time.Second, since: true, want: analysis.Fail, wantSLI: "flaps"},
+		{scenario: "stable-also-bad", after: 5 * time.Minute, since: true, want: analysis.Hold, wantSLI: "drain-failure", wantReason: "not the canary's fault"},
+		{scenario: "healthy", after: 25 * time.Minute, since: true, want: analysis.Pass, wantReason: "all 7 SLIs within budget"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s/nostable=%v", tt.scenario, tt.after, tt.noStable), func(t *testing.T) {
@@ -106,6 +162,9 @@ func TestScenarios(t *testing.T) {
 			req := request(p, tr, at)
 			if tt.noStable {
 				req.StableHash = ""
+			}
+			if tt.since {
+				req.Since = tr.StageStart
 			}
 			c := &counting{Querier: st}
 			v, err := analysis.New(c).Evaluate(context.Background(), req)

@@ -20,7 +20,8 @@ var ErrNoData = errors.New("no data")
 type sliInput struct {
 	sli        *policies.SLI
 	policy     *policies.Policy
-	a          float64 // per-test level
+	a          float64       // per-test level
+	span       time.Duration // time since the stage started, when shorter than a window; else 0
 	stableHash string
 
 	canaryQuery, stableQuery string
@@ -54,8 +55,10 @@ func (w window) bounds(kind string, a float64) (v, lo, hi float64) {
 	return w.bad / w.total, ratioLower(w.bad, w.total, a), ratioUpper(w.bad, w.total, a)
 }
 
-// extract reads a batched query result into per-window counts.
-func extract(sli *policies.SLI, windows []time.Duration, vec model.Vector) ([]window, error) {
+// extract reads a batched query result into per-window counts. Windows
+// longer than span (when not 0) counted only span: a rate's exposure is
+// span, not the window.
+func extract(sli *policies.SLI, windows []time.Duration, span time.Duration, vec model.Vector) ([]window, error) {
 	type key struct{ part, win string }
 	got := map[key]float64{}
 	for _, s := range vec {
@@ -78,6 +81,9 @@ func extract(sli *policies.SLI, windows []time.Duration, vec model.Vector) ([]wi
 		}
 		if sli.Kind() == policies.KindRate {
 			w.total = d.Hours()
+			if span > 0 && span < d {
+				w.total = span.Hours()
+			}
 			ev, hasEv := get(policies.PartEvents)
 			_, hasPresence := get(policies.PartPresence)
 			switch {
@@ -154,7 +160,7 @@ func judge(in sliInput) SLIResult {
 		r.Reason = "canary query failed: " + shortErr(in.canaryErr, in.canaryQuery)
 		return r
 	}
-	cw, err := extract(sli, windows, in.canaryVec)
+	cw, err := extract(sli, windows, in.span, in.canaryVec)
 	if err != nil {
 		r.Decision, r.Error = onErr, err.Error()
 		r.Reason = "canary " + err.Error()
@@ -165,7 +171,7 @@ func judge(in sliInput) SLIResult {
 		byWin[w.d] = w
 		name := model.Duration(w.d).String()
 		v, lo, hi := w.bounds(kind, in.a)
-		wr := WindowResult{Window: name, Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
+		wr := WindowResult{Window: name, Span: spanOf(w.d, in.span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
 			Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)}
 		if w.err != nil {
 			wr.Bad, wr.Total = Num(math.NaN()), Num(math.NaN())
@@ -187,7 +193,7 @@ func judge(in sliInput) SLIResult {
 	if in.stableHash != "" && in.stableQuery != "" {
 		r.Baseline = &BaselineResult{Hash: in.stableHash, Value: Num(math.NaN()), Samples: Num(math.NaN()), PValue: Num(math.NaN()), Burn: map[string]Num{}}
 		if in.stableErr == nil {
-			ws, err := extract(sli, windows, in.stableVec)
+			ws, err := extract(sli, windows, in.span, in.stableVec)
 			if err != nil {
 				in.stableErr = err
 			} else {
@@ -196,7 +202,7 @@ func judge(in sliInput) SLIResult {
 					sw[w.d] = w
 					name := model.Duration(w.d).String()
 					v, lo, hi := w.bounds(kind, in.a)
-					r.Baseline.Windows = append(r.Baseline.Windows, WindowResult{Window: name, Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
+					r.Baseline.Windows = append(r.Baseline.Windows, WindowResult{Window: name, Span: spanOf(w.d, in.span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
 						Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)})
 					r.Baseline.Burn[name] = Num(v / budget)
 				}
@@ -227,15 +233,24 @@ func judge(in sliInput) SLIResult {
 		return r
 	}
 
-	// Multi-window, multi-burn-rate: a pair trips when the lower
-	// confidence bound of the burn in its long window exceeds its factor
-	// (the test, at level a) and the burn in its short window does too
-	// (the SRE Workbook's reset condition: the burn is still going on).
-	// The long window's bound alone keeps a canary burning at the factor
-	// from tripping with more than probability a; asking the short window,
-	// a fifth or a third as long, for the same confidence adds no
-	// protection and costs the power to see count-limited SLIs (a few
-	// flaps an hour) at all.
+	// Multi-window, multi-burn-rate: a pair trips when the canary burns
+	// above its factor in both windows (the SRE Workbook's rule: the long
+	// window says the burn is large, the short one that it is still going
+	// on) and the long window is significantly over budget: the lower
+	// confidence bound of its burn, at level a, exceeds 1.
+	//
+	// The test is against the budget, not against the factor, because that
+	// is what a false rollback is: failing a canary that spends no more
+	// than its budget (burn ≤ 1). Under that null the bound exceeds 1 with
+	// probability at most a, so spending alpha over every test of every
+	// look keeps the chance of failing such a canary in a stage under
+	// alpha (TestFalseRollbackBound), whatever the factors. The factor is
+	// the severity a pair asks for, on the point burns; requiring its
+	// bound to clear the factor too would test a null (burn ≤ factor) the
+	// guarantee does not need, at the cost of most of the power on
+	// count-limited SLIs (a few flaps an hour, a few bad events at low
+	// traffic). The short window is not tested at all: a fifth or a third
+	// as long as the long one, it would add no protection.
 	var tripped []policies.WindowPair
 	for _, pair := range p.Spec.Windows {
 		l, s := byWin[time.Duration(pair.Long)], byWin[time.Duration(pair.Short)]
@@ -243,7 +258,7 @@ func judge(in sliInput) SLIResult {
 			continue
 		}
 		_, ll, _ := l.bounds(kind, in.a)
-		if ll/budget > pair.Factor && s.value()/budget > pair.Factor {
+		if ll/budget > 1 && l.value()/budget > pair.Factor && s.value()/budget > pair.Factor {
 			tripped = append(tripped, pair)
 			r.Tripped = append(r.Tripped, pair.String())
 		}
@@ -261,15 +276,27 @@ func judge(in sliInput) SLIResult {
 			r.Baseline.Worse = worse
 		}
 		if len(tripped) > 0 && !worse {
+			// Stable burns too when it shows, for every pair the canary
+			// tripped, what the canary had to: its long window
+			// significantly over budget (lower bound above 1 at level a),
+			// and both windows burning at least the pair's factor over
+			// maxRatio (the canary may burn up to maxRatio times stable
+			// without being worse). Asking stable for minSamples events
+			// in each window instead would miss a shared fault whenever a
+			// short window is thin, and fail the canary for it.
 			also := true
 			for _, pair := range tripped {
-				for _, d := range []time.Duration{time.Duration(pair.Long), time.Duration(pair.Short)} {
-					w := sw[d]
-					enough := kind == policies.KindRate || w.total >= p.Spec.MinSamples
-					if w.err != nil || !enough || w.value()/budget < pair.Factor/p.Spec.Baseline.MaxRatio {
-						also = false
-					}
+				l, s := sw[time.Duration(pair.Long)], sw[time.Duration(pair.Short)]
+				if l.err != nil || s.err != nil {
+					also = false
+					continue
 				}
+				_, ll, _ := l.bounds(kind, in.a)
+				floor := pair.Factor / p.Spec.Baseline.MaxRatio
+				if ll/budget <= 1 || l.value()/budget < floor || s.value()/budget < floor {
+					also = false
+				}
+
 			}
 			r.Baseline.AlsoBad = also
 		}
@@ -322,6 +349,15 @@ func judge(in sliInput) SLIResult {
 		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), name, fmtBurn(Num(hi/budget)))
 	}
 	return r
+}
+
+// spanOf is the time window d counted when the stage, span old, is
+// younger than d; empty otherwise.
+func spanOf(d, span time.Duration) string {
+	if span > 0 && span < d {
+		return model.Duration(span).String()
+	}
+	return ""
 }
 
 // fmtEvents says what a window counted: "3 bad of 1200 events" or "13 events".

@@ -33,9 +33,11 @@ func (d Decision) Severity() int {
 
 // Verdict is the engine's answer for one evaluation time.
 type Verdict struct {
-	Time     time.Time `json:"time"`
-	Policy   string    `json:"policy"`
-	Stage    string    `json:"stage,omitempty"`
+	Time   time.Time `json:"time"`
+	Policy string    `json:"policy"`
+	Stage  string    `json:"stage,omitempty"`
+	// Since is the stage's start, when the request gave one.
+	Since    time.Time `json:"since,omitzero"`
 	Decision Decision  `json:"verdict"`
 	// Reason is one line a release manager can act on.
 	Reason string `json:"reason"`
@@ -86,7 +88,7 @@ type SLIResult struct {
 	// Windows holds the same per window with raw counts, longest first.
 	Windows []WindowResult `json:"windows"`
 	// Tripped names the window pairs whose both windows burned above the
-	// pair's factor with confidence.
+	// pair's factor, the long one significantly over budget.
 	Tripped []string `json:"tripped,omitempty"`
 	// Baseline is the stable version's side, when compared.
 	Baseline *BaselineResult `json:"baseline,omitempty"`
@@ -110,6 +112,9 @@ func (s *SLIResult) MaxBurn() Num {
 // WindowResult is one window of one target.
 type WindowResult struct {
 	Window string `json:"window"`
+	// Span is the time the window counted when the stage is younger than
+	// the window (Request.Since), empty when it counted all of it.
+	Span string `json:"span,omitempty"`
 	// Bad and Total are event counts in the window (ratio SLIs); Events
 	// the counted events (rate SLIs), with Total the window in hours.
 	Bad   Num `json:"bad"`

@@ -415,3 +415,53 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// TestExpectedExcess checks the evidence figure on the bundled drain
+// misrouting and flapping canaries against the arithmetic from their
+// truth: the burn a fault adds × budget × the canary's requests after the
+// onset (nominal rate × time, within the noise of traffic), or × hours for
+// flaps. A healthy canary adds nothing.
+func TestExpectedExcess(t *testing.T) {
+	t.Parallel()
+	p, err := policies.Preset("phase-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, sli string
+		ratio     bool
+	}{
+		{"drain-misrouting", scenarios.SLIDrainFailure, true},
+		{"flapping", scenarios.SLIFlaps, false},
+		{"healthy", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b, _ := scenarios.Lookup(tt.name)
+			st, err := replay.Load(bytes.NewReader(b.OpenMetrics))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			got, err := ExpectedExcess(context.Background(), p, b.Truth, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := b.Truth
+			if tr.Fault == nil {
+				if got != 0 {
+					t.Errorf("healthy canary: excess %g, want 0", got)
+				}
+				return
+			}
+			span := tr.StageEnd.Sub(tr.Fault.Onset)
+			want := (tr.Fault.CanaryBurn[tt.sli] - tr.Background.CanaryBurn[tt.sli]) * scenarios.DefaultBudgets()[tt.sli] * span.Hours()
+			if tt.ratio {
+				want *= tr.CanaryRate * 3600
+			}
+			if math.Abs(got-want) > 0.25*want {
+				t.Errorf("excess %g, want %g within 25 %%", got, want)
+			}
+		})
+	}
+}

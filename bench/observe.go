@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/policies"
@@ -44,6 +47,13 @@ type Run struct {
 	Probes []Probe
 	// Queries is the number of PromQL queries phaseguard sent.
 	Queries int
+	// Excess is a fault's expected bad events beyond the canary's
+	// background from the onset to the stage end, in the SLI where it is
+	// largest (see ExpectedExcess); 0 for a run without a fault.
+	Excess float64
+	// Level is the per-test level of phaseguard's bounds and tests at each
+	// look: 1 - analysis.Verdict.Confidence.
+	Level float64
 	// Outcomes are the baselines' rollbacks, filled by Collect.
 	Outcomes Outcomes
 }
@@ -103,6 +113,9 @@ func observe(ctx context.Context, j Judge, set Set, tr scenarios.Truth, q analys
 			return nil, fmt.Errorf("scenario %s look %d: %w", tr.Name, i+1, err)
 		}
 		run.Guard = append(run.Guard, v.Decision)
+		if len(v.SLIs) > 0 {
+			run.Level = 1 - v.Confidence
+		}
 		run.Reason = v.Reason
 		run.Queries += v.Queries
 		if v.Decision == analysis.Fail {
@@ -110,6 +123,10 @@ func observe(ctx context.Context, j Judge, set Set, tr scenarios.Truth, q analys
 		}
 	}
 	target := policies.Target{Service: tr.Service, Namespace: tr.Namespace, Hash: tr.CanaryHash}
+	var err error
+	if run.Excess, err = ExpectedExcess(ctx, j.Policy, tr, q); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", tr.Name, err)
+	}
 	for _, w := range j.Windows {
 		qs, err := ProbeQueries(j.Policy, w, target)
 		if err != nil {
@@ -141,7 +158,8 @@ func observe(ctx context.Context, j Judge, set Set, tr scenarios.Truth, q analys
 }
 
 // Request is the engine request judging the canary of tr, compared with
-// its stable version, at the judged stage. At is left zero.
+// its stable version, at the judged stage, since the stage started. At is
+// left zero.
 func Request(j Judge, tr scenarios.Truth) analysis.Request {
 	return analysis.Request{
 		Policy:     j.Policy,
@@ -150,6 +168,7 @@ func Request(j Judge, tr scenarios.Truth) analysis.Request {
 		Namespace:  tr.Namespace,
 		CanaryHash: tr.CanaryHash,
 		StableHash: tr.StableHash,
+		Since:      tr.StageStart,
 	}
 }
 
@@ -201,4 +220,66 @@ func ProbeQueries(p *policies.Policy, w time.Duration, t policies.Target) ([]str
 		out = append(out, q)
 	}
 	return out, nil
+}
+
+// policySLI names, in the policies' presets, the SLIs of scenarios.Truth.
+var policySLI = map[string]string{
+	scenarios.SLIDrainFailure:     "drain-failure",
+	scenarios.SLIPhaseMismatch:    "phase-mismatch",
+	scenarios.SLIDuplicate:        "duplicate-processing",
+	scenarios.SLISchemaErrors:     "schema-errors",
+	scenarios.SLISlowPropagation:  "slow-propagation",
+	scenarios.SLIFlaps:            "flaps",
+	scenarios.SLIReconcileRetries: "reconcile-retries",
+}
+
+// ExpectedExcess returns the bad events a fault adds, on average, to the
+// canary's background from its onset to the end of the stage, in the SLI
+// of p it raises where that number is largest: the evidence any detector
+// has. For a ratio SLI it is (fault burn − background burn) × budget × the
+// canary's events counted after the onset (its total query over that time,
+// at the stage end); for a rate SLI, the same burn difference × allowance
+// × hours after the onset. Burns and budgets are scenarios' (Truth and
+// DefaultBudgets). 0 without a fault.
+func ExpectedExcess(ctx context.Context, p *policies.Policy, tr scenarios.Truth, q analysis.Querier) (float64, error) {
+	if tr.Fault == nil {
+		return 0, nil
+	}
+	span := tr.StageEnd.Sub(tr.Fault.Onset)
+	if span <= 0 {
+		return 0, nil
+	}
+	longest := slices.Max(p.Windows())
+	target := policies.Target{Service: tr.Service, Namespace: tr.Namespace, Hash: tr.CanaryHash}
+	budgets := scenarios.DefaultBudgets()
+	best := 0.0
+	for name, burn := range tr.Fault.CanaryBurn {
+		i := slices.IndexFunc(p.Spec.SLIs, func(s policies.SLI) bool { return s.Name == policySLI[name] })
+		if i < 0 {
+			continue
+		}
+		s := &p.Spec.SLIs[i]
+		excess := (burn - tr.Background.CanaryBurn[name]) * budgets[name]
+		if s.Kind() == policies.KindRate {
+			best = math.Max(best, excess*span.Hours())
+			continue
+		}
+		// The longest window cut to the time since the onset; beyond the
+		// longest window, its rate scaled to that time.
+		query, err := s.QueryWithin(target, span)
+		if err != nil {
+			return 0, err
+		}
+		vec, err := q.Query(ctx, query, tr.StageEnd)
+		if err != nil {
+			return 0, fmt.Errorf("events after the onset of %s: %w", s.Name, err)
+		}
+		for _, smp := range vec {
+			if smp.Metric[policies.PartLabel] == model.LabelValue(policies.PartTotal) && smp.Metric[policies.WindowLabel] == model.LabelValue(model.Duration(longest).String()) {
+				events := float64(smp.Value) * math.Max(1, span.Seconds()/longest.Seconds())
+				best = math.Max(best, excess*events)
+			}
+		}
+	}
+	return best, nil
 }

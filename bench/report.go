@@ -1,11 +1,15 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
+
+	"gonum.org/v1/gonum/stat/distuv"
 
 	"github.com/phaseguard/phaseguard/scenarios"
 )
@@ -51,10 +55,18 @@ func (r *Report) Targets() []Target {
 		Figure: fmt.Sprintf("%d of %d, upper bound %s", g.FalseRollbacks, g.Healthy, pct(g.FRHigh)),
 		Met:    g.FalseRollbacks == 0 && g.FRHigh <= 0.01,
 	})
+	var ample Tally // faults adding at least 10 expected excess bad events
+	for i, b := range ExcessBands {
+		if b.Lo >= 10 {
+			ample.Runs += g.ByExcess[i].Runs
+			ample.Detected += g.ByExcess[i].Detected
+		}
+	}
 	out = append(out, Target{
 		Name: fmt.Sprintf("recall ≥ 99 %% on faults of %g× burn or more", float64(StrongBurn)),
-		Figure: fmt.Sprintf("%s (%d of %d failed; failed or held at the stage end: %s)", pct(g.Strong.Recall()), g.Strong.Detected, g.Strong.Runs,
-			pct(ratio(g.Strong.Detected+g.Strong.Held, g.Strong.Runs))),
+		Figure: fmt.Sprintf("%s (%d of %d failed; failed or held at the stage end: %s); of those adding at least 10 expected bad events after the onset, %s (%d of %d): see the breakdown by excess events",
+			pct(g.Strong.Recall()), g.Strong.Detected, g.Strong.Runs, pct(ratio(g.Strong.Detected+g.Strong.Held, g.Strong.Runs)),
+			pct(ample.Recall()), ample.Detected, ample.Runs),
 		Met: g.Strong.Runs > 0 && g.Strong.Recall() >= 0.99,
 	})
 	latency := Target{Name: "detection latency ≤ ½ of the best static threshold tuned to the same false-rollback rate",
@@ -189,6 +201,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for i, band := range TrafficBands {
 		tally(band.Name, g.ByTraffic[i])
 	}
+	r.writeExcess(p, g)
 	p("\nFaults on canary **and** stable alike (scope both, not the canary's fault): %d; phaseguard rolled back %d and held %d. ", g.Both.Runs, g.Both.Detected, g.Both.Held)
 	for _, c := range r.Curves {
 		if bb := c.Points[c.Match].Both; bb.Runs > 0 {
@@ -237,9 +250,60 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	return err
 }
 
+// writeExcess breaks recall on faults of at least StrongBurn down by the
+// bad events a fault adds after its onset, and says what the engine's
+// per-test level asks of a count: the statistical floor under the misses.
+func (r *Report) writeExcess(p func(string, ...any), g Figures) {
+	p("\n| faults of ≥ %g× by expected excess bad events after the onset | faults | failed | recall | held |\n|---|---|---|---|---|\n", float64(StrongBurn))
+	for i, band := range ExcessBands {
+		p("| %s | %d | %d | %s | %d |\n", band.Name, g.ByExcess[i].Runs, g.ByExcess[i].Detected, pct(g.ByExcess[i].Recall()), g.ByExcess[i].Held)
+	}
+	level := 0.0
+	for _, run := range r.Runs {
+		level = math.Max(level, run.Level)
+	}
+	p("\nExpected excess bad events (ExpectedExcess): the bad events a fault adds, on average, to the canary's background between its onset and the stage end, in the SLI it raises where that number is largest: (fault burn − background burn) × budget × the canary's events after the onset (or hours, for a rate SLI). It is the evidence any detector has, whatever its burn multiple: 3× of a budget that allows one bad event in the stage is two extra events. ")
+	if level <= 0 {
+		p("\n")
+		return
+	}
+	// k(mu): the fewest bad events in a window whose budget allows mu that
+	// are over budget at the level, for a Poisson count.
+	need := func(mu float64) int {
+		k := 0
+		for tail := 1.0; tail > level; tail = 1 - (distuv.Poisson{Lambda: mu}).CDF(float64(k-1)) {
+			k++
+		}
+		return k
+	}
+	p("phaseguard fails a canary only when its long window is over budget at the per-test level %.2g (alpha spread over every test of every look); for a Poisson count that takes", level)
+	p(" %d bad events where the budget allows 0.5 in the window, %d where it allows 1, %d where 3, %d where 10", need(0.5), need(1), need(3), need(10))
+	tail := func(mu float64, k int) float64 { return 1 - (distuv.Poisson{Lambda: mu}).CDF(float64(k-1)) }
+	k, alpha := need(1), r.Judge.Policy.Spec.Alpha
+	p(". Where the budget allows 1, a fault adding 1, 3 or 10 events on average reaches %d with probability %s, %s and %s. ", k, pct(tail(2, k)), pct(tail(4, k)), pct(tail(11, k)))
+	// The most lenient valid detector: one test of one count at alpha,
+	// nothing spread over looks or SLIs. The Poisson has a monotone
+	// likelihood ratio, so a threshold on the count is the most powerful
+	// test (Karlin–Rubin), up to randomisation at the threshold.
+	k1 := 0
+	for t := 1.0; t > alpha; t = tail(1, k1) {
+		k1++
+	}
+	e99 := 0.0 // the excess at which even that test reaches 99 %
+	for tail(1+e99, k1) < 0.99 {
+		e99 += 0.1
+	}
+	p("A detector gains only by spending its false-rollback rate on fewer tests, and not enough: even the most powerful test of that one count at %g, spending nothing on repeated looks or other SLIs (a threshold on the count, by Karlin–Rubin), must wait for %d bad events, catches faults adding 1, 3 or 10 events with probability %s, %s and %s, and reaches 99 %% only from about %.0f. No detector held to that false-rollback rate can reach the 99 %% target on faults adding fewer than that; the breakdown above shows how many of the corpus's faults of ≥ %g× do.\n",
+		alpha, k1, pct(tail(2, k1)), pct(tail(4, k1)), pct(tail(11, k1)), math.Ceil(e99), float64(StrongBurn))
+}
+
 // writeMisses lists phaseguard's misses of faults of at least StrongBurn.
 func (r *Report) writeMisses(p func(string, ...any)) {
-	var rows []string
+	type row struct {
+		text   string
+		excess float64
+	}
+	var rows []row
 	for _, run := range r.Runs {
 		tr := run.Truth
 		if run.Set != Faulty || tr.Fault.Scope != scenarios.ScopeCanary || MaxBurn(tr) < StrongBurn {
@@ -256,22 +320,24 @@ func (r *Report) writeMisses(p func(string, ...any)) {
 		case o.Hold:
 			end = "hold"
 		}
-		rows = append(rows, fmt.Sprintf("| %s | %s | %.3g | %s | %.3g | %s | %s |", run.Name, tr.Fault.Kind, tr.Fault.Severity, fmtBurn(MaxBurn(tr)),
-			tr.CanaryRate, end, strings.ReplaceAll(shorten(run.Reason, 140), "|", "\\|")))
+		rows = append(rows, row{fmt.Sprintf("| %s | %s | %.3g | %s | %.3g | %.3g | %s | %s |", run.Name, tr.Fault.Kind, tr.Fault.Severity, fmtBurn(MaxBurn(tr)),
+			run.Excess, tr.CanaryRate, end, strings.ReplaceAll(shorten(run.Reason, 140), "|", "\\|")), run.Excess})
 	}
+	// The misses with the most evidence first: those are the engine's.
+	slices.SortStableFunc(rows, func(a, b row) int { return cmp.Compare(b.excess, a.excess) })
 	p("\n### phaseguard's misses of faults of ≥ %g×\n\n", float64(StrongBurn))
 	if len(rows) == 0 {
 		p("None.\n")
 		return
 	}
-	p("%d faults; the verdict at the end of the stage says why.\n\n| case | kind | severity | expected burn | canary req/s | stage ended | last reason |\n|---|---|---|---|---|---|---|\n", len(rows))
+	p("%d faults, those adding the most expected bad events after the onset first; the verdict at the end of the stage says why.\n\n| case | kind | severity | expected burn | expected excess bad events | canary req/s | stage ended | last reason |\n|---|---|---|---|---|---|---|---|\n", len(rows))
 	const most = 40
 	for i, row := range rows {
 		if i == most {
-			p("| … %d more | | | | | | |\n", len(rows)-most)
+			p("| … %d more | | | | | | | |\n", len(rows)-most)
 			break
 		}
-		p("%s\n", row)
+		p("%s\n", row.text)
 	}
 }
 
@@ -283,7 +349,7 @@ func (r *Report) writeMethod(p func(string, ...any)) {
 		dur(r.Geometry.Stage), r.Judge.Stage, n, dur(r.Geometry.Stage-r.Geometry.Exposure), dur(r.Geometry.Exposure))
 	p("The full-drain set redraws specs from a stream of its own with F1 at severity 1 and canary rates log-uniform in 20–500 req/s.\n")
 	p("- **Looks.** Every detector looks at the same times: %d looks, every %s from %s after the stage starts. A rollback at a look ends the run.\n", n, dur(every), dur(every))
-	p("- **phaseguard.** `analysis.Engine.Evaluate` with policy `%s` as shipped (all seven SLIs, canary against stable), stage `%s`, over the embedded PromQL engine (`replay`). The first `fail` rolls back; otherwise the stage ends as its last look, `pass` or `hold`, as the Argo plugin's stage mode does.\n", r.Judge.Policy.Metadata.Name, r.Judge.Stage)
+	p("- **phaseguard.** `analysis.Engine.Evaluate` with policy `%s` as shipped (all seven SLIs, canary against stable), stage `%s`, told when the stage started (`Request.Since`), over the embedded PromQL engine (`replay`). The first `fail` rolls back; otherwise the stage ends as its last look, `pass` or `hold`, as the Argo plugin's stage mode does.\n", r.Judge.Policy.Metadata.Name, r.Judge.Stage)
 	p("- **Baselines.** Each SLI becomes one metric whose instant query is its bad ratio over the window (`bad / total`, `1 - good / total`, or events × 1h/window for the rate SLIs), with the SLI's own selectors, sent at every look. ")
 	p("Argo: argo-rollouts v1.10.0's `utils/evaluate.EvaluateResult` on `successCondition: result[0] <= T` with the vector's values as the result, as its Prometheus provider does (no series: no `result[0]`, an Error measurement; NaN: Failed); a metric fails when Failed measurements over the whole run exceed `failureLimit`, errors after more than `consecutiveErrorLimit` (default 4) Errors in a row, and either aborts the rollout. ")
 	p("Flagger: fluxcd/flagger's loop (`advanceCanary`, `runMetricChecks`, `PrometheusProvider.RunQuery`): each tick first rolls back if `failedChecks >= threshold`, then runs the checks; no value or NaN (`ErrNoValuesFound`) or a value above `thresholdRange.max` fails the check, and `failedChecks` is never reset within the analysis.\n")

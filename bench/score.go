@@ -27,6 +27,13 @@ var TrafficBands = []Band{
 	{"< 1 req/s", 0, 1}, {"1–20 req/s", 1, 20}, {"≥ 20 req/s", 20, math.Inf(1)},
 }
 
+// ExcessBands group faults by the bad events they add, on average, to the
+// canary's background after the onset (Run.Excess): the evidence any
+// detector has.
+var ExcessBands = []Band{
+	{"< 1", 0, 1}, {"1–3", 1, 3}, {"3–10", 3, 10}, {"10–30", 10, 30}, {"≥ 30", 30, math.Inf(1)},
+}
+
 // StrongBurn is the burn from which the recall target applies.
 const StrongBurn = 3
 
@@ -64,6 +71,7 @@ type Figures struct {
 	ByKind    []Tally // in scenarios.FaultKinds order
 	ByBand    []Tally // in BurnBands order
 	ByTraffic []Tally // StrongBurn faults, in TrafficBands order
+	ByExcess  []Tally // StrongBurn faults, in ExcessBands order
 	Strong    Tally
 	// Both are faults on canary and stable alike (not the canary's):
 	// phaseguard should hold, not fail. Both.Detected counts rollbacks.
@@ -147,6 +155,7 @@ func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Out
 		ByKind:    make([]Tally, len(scenarios.FaultKinds)),
 		ByBand:    make([]Tally, len(BurnBands)),
 		ByTraffic: make([]Tally, len(TrafficBands)),
+		ByExcess:  make([]Tally, len(ExcessBands)),
 	}
 	for _, r := range runs {
 		o := outcome(r)
@@ -211,6 +220,7 @@ func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Out
 		if burn >= StrongBurn {
 			add(&f.Strong)
 			add(&f.ByTraffic[bandOf(TrafficBands, tr.CanaryRate)])
+			add(&f.ByExcess[bandOf(ExcessBands, r.Excess)])
 		}
 	}
 	slices.Sort(f.Latency)

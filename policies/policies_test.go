@@ -124,6 +124,19 @@ spec:
 	if diff := cmp.Diff(want, s.Query(tgt)); diff != "" {
 		t.Errorf("batched query (-want +got):\n%s", diff)
 	}
+	// Within 2m30.2s (rounded up to 2m31s) the 5m window is cut, its label
+	// kept; the 1m window is whole. Within 5m or more nothing changes.
+	within := strings.ReplaceAll(want, `[5m]`, `[2m31s]`)
+	got, err := s.QueryWithin(tgt, 2*time.Minute+30*time.Second+200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(within, got); diff != "" {
+		t.Errorf("query within 2m31s (-want +got):\n%s", diff)
+	}
+	if got, err := s.QueryWithin(tgt, 5*time.Minute); err != nil || got != want {
+		t.Errorf("query within 5m = %s, %v; want the whole query", got, err)
+	}
 	if got, want := s.PartQuery(PartBad, time.Minute, tgt), `sum(increase(phase_requests_total{phase!="active",pod_template_hash="7f8c9d6b4",service="checkout"}[1m]))`; got != want {
 		t.Errorf("part query = %s, want %s", got, want)
 	}

@@ -55,7 +55,8 @@ type Spec struct {
 	// (default: an outage of Prometheus pauses the rollout) or "fail".
 	OnQueryError string `yaml:"onQueryError"`
 	// Windows are the (long, short, factor) burn-rate pairs. A pair trips
-	// only when both of its windows burn above factor; pairs are OR-ed.
+	// only when both of its windows burn above factor and the long one is
+	// significantly over budget (analysis decides); pairs are OR-ed.
 	Windows []WindowPair `yaml:"windows"`
 	// Baseline configures the comparison of the canary with the stable
 	// version over the same windows.

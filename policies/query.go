@@ -49,6 +49,7 @@ const (
 // compiledSLI holds an SLI's queries printed from their parsed form, one
 // per (part, window), with target placeholders still in place.
 type compiledSLI struct {
+	srcs     []partSource // the parts' expressions, $window in place
 	parts    []Part
 	windows  []time.Duration
 	printed  map[Part][]string // part -> per window
@@ -88,6 +89,55 @@ func (s *SLI) PartQuery(p Part, w time.Duration, t Target) string {
 		return ""
 	}
 	return render(q[i], t)
+}
+
+// QueryWithin returns Query(t) with every window longer than span cut to
+// span, rounded up to a whole second: each series keeps its window's
+// label, so the result reads as Query's, but counts only the last span.
+// Evaluating a stage younger than a window uses it, so that canary and
+// stable are counted over the same time, the stage's own. A span at least
+// as long as every window gives Query(t) itself.
+func (s *SLI) QueryWithin(t Target, span time.Duration) (string, error) {
+	c := s.compiled
+	if span%time.Second != 0 {
+		span = span.Truncate(time.Second) + time.Second
+	}
+	span = max(span, time.Second)
+	if !slices.ContainsFunc(c.windows, func(w time.Duration) bool { return w > span }) {
+		return s.Query(t), nil
+	}
+	var batch []string
+	for _, q := range c.srcs {
+		for i, w := range c.windows {
+			printed := c.printed[q.part][i]
+			if w > span {
+				// Every part parsed at compile time with each window; a
+				// shorter range cannot make it fail to parse.
+				expr, err := promqlParser.ParseExpr(strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(span).String()))
+				if err != nil {
+					return "", fmt.Errorf("sli %s: %s query within %s: %w", s.Name, q.part, model.Duration(span), err)
+				}
+				if expr.Type() == parser.ValueTypeScalar {
+					expr = &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{expr}}
+				}
+				printed = expr.String()
+			}
+			batch = append(batch, batchPart(printed, q.part, w))
+		}
+	}
+	return render(strings.Join(batch, " or "), t), nil
+}
+
+// partSource is one part's query as written.
+type partSource struct {
+	part Part
+	expr string
+}
+
+// batchPart tags one part's query in one window for the batched query.
+func batchPart(printed string, part Part, w time.Duration) string {
+	return fmt.Sprintf(`label_replace(label_replace(%s, %q, %q, "", ""), %q, %q, "", "")`,
+		printed, PartLabel, string(part), WindowLabel, model.Duration(w).String())
 }
 
 func render(tpl string, t Target) string {
@@ -131,6 +181,7 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 		}
 		fp := join(path, q.field)
 		c.parts = append(c.parts, q.part)
+		c.srcs = append(c.srcs, partSource{q.part, q.expr})
 		for _, w := range windows {
 			text := strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(w).String())
 			expr, err := promqlParser.ParseExpr(text)
@@ -151,8 +202,7 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 			}
 			printed := expr.String()
 			c.printed[q.part] = append(c.printed[q.part], printed)
-			batch = append(batch, fmt.Sprintf(`label_replace(label_replace(%s, %q, %q, "", ""), %q, %q, "", "")`,
-				printed, PartLabel, string(q.part), WindowLabel, model.Duration(w).String()))
+			batch = append(batch, batchPart(printed, q.part, w))
 		}
 	}
 	if len(errs) > 0 {

@@ -135,7 +135,8 @@ func replayRollout(ctx context.Context, p *policies.Policy, b scenarios.Bundled)
 		end := start.Add(max(time.Duration(st.Soak), step))
 		for at := start.Add(step); !at.After(end) && !at.After(last); at = at.Add(step) {
 			v, err := eng.Evaluate(ctx, analysis.Request{Policy: p, Stage: st.Name, At: at,
-				Service: tr.Service, Namespace: tr.Namespace, CanaryHash: tr.CanaryHash, StableHash: tr.StableHash})
+				Service: tr.Service, Namespace: tr.Namespace, CanaryHash: tr.CanaryHash, StableHash: tr.StableHash,
+				Since: tr.StageStart}) // the canary's start: later stages keep its earlier evidence
 			if err != nil {
 				return r, err
 			}

@@ -82,6 +82,36 @@ func TestEvaluateExitCodes(t *testing.T) {
 	}
 }
 
+// TestEvaluateSince checks --since: a bundled scenario defaults to its
+// stage start, the verdict says it, windows older than the stage are cut,
+// and a value that is not a time is an input error.
+func TestEvaluateSince(t *testing.T) {
+	t.Parallel()
+	b, _ := scenarios.Lookup("healthy")
+	at := b.Truth.StageStart.Add(4 * time.Minute).Format(time.RFC3339)
+	for _, args := range [][]string{nil, {"--since", b.Truth.StageStart.Format(time.RFC3339)}} {
+		_, out, errOut := runCLI(t, append([]string{"evaluate", "--replay", "healthy", "--stage", "canary-50", "--at", at, "--output", "json"}, args...)...)
+		var v struct {
+			Since time.Time `json:"since"`
+			SLIs  []struct {
+				Windows []struct {
+					Window string `json:"window"`
+					Span   string `json:"span"`
+				} `json:"windows"`
+			} `json:"slis"`
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v: %v\n%s\n%s", args, err, out, errOut)
+		}
+		if !v.Since.Equal(b.Truth.StageStart) || len(v.SLIs) == 0 || v.SLIs[0].Windows[0].Window != "15m" || v.SLIs[0].Windows[0].Span != "4m" {
+			t.Errorf("%v: since %s, windows %+v; want since the stage start and 15m cut to 4m", args, v.Since, v.SLIs)
+		}
+	}
+	if code, _, errOut := runCLI(t, "evaluate", "--replay", "healthy", "--since", "yesterday"); code != exitError || !strings.Contains(errOut, "--since") {
+		t.Errorf("--since yesterday: exit %d, stderr %q; want %d naming --since", code, errOut, exitError)
+	}
+}
+
 // TestBacktestContract checks the JSON-lines contract that outside checks
 // depend on: one object per step with time (RFC 3339), verdict, reason and
 // slis[] of name, verdict, burn by window and samples.

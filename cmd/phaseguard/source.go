@@ -28,6 +28,8 @@ type targetFlags struct {
 	prometheus, replay                 string
 	httpConfig, bearerTokenFile        string
 	headers                            headerFlag
+	since                              string
+	sinceTime                          time.Time // parsed since; zero when unknown
 	timeout                            time.Duration
 	output                             string
 }
@@ -44,6 +46,7 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.httpConfig, "http-config", "", "YAML file with Prometheus HTTP client settings (authorization, basic_auth, tls_config, http_headers, proxy)")
 	fs.StringVar(&t.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for --prometheus")
 	fs.Var(&t.headers, "header", "extra HTTP header 'Name: value' for --prometheus, repeatable (e.g. 'X-Scope-OrgID: tenant-1')")
+	fs.StringVar(&t.since, "since", "", "when the stage started, RFC 3339 or Unix seconds: windows reaching before it are cut to it, for canary and stable alike (with a bundled scenario, default its stage start)")
 	fs.DurationVar(&t.timeout, "timeout", 30*time.Second, "deadline for one evaluation, retries included")
 	fs.StringVar(&t.output, "output", "text", "output format: text or json")
 }
@@ -90,6 +93,14 @@ func (t *targetFlags) open() (*source, *policies.Policy, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if t.since != "" {
+		if t.sinceTime, err = parseTime("since", t.since, time.Time{}); err != nil {
+			return nil, nil, err
+		}
+		if t.sinceTime.IsZero() {
+			return nil, nil, fmt.Errorf("--since %q: want the stage's start, RFC 3339 or Unix seconds", t.since)
+		}
+	}
 	if t.replay != "" {
 		s, err := openReplay(t.replay)
 		if err != nil {
@@ -101,6 +112,9 @@ func (t *targetFlags) open() (*source, *policies.Policy, error) {
 			t.namespace = cmpOr(t.namespace, s.truth.Namespace)
 			t.canary = cmpOr(t.canary, s.truth.CanaryHash)
 			t.stable = cmpOr(t.stable, s.truth.StableHash)
+			if t.since == "" {
+				t.sinceTime = s.truth.StageStart
+			}
 		}
 		return s, p, nil
 	}
@@ -166,7 +180,7 @@ func scenarioNames() []string {
 }
 
 func (t *targetFlags) request(p *policies.Policy, at time.Time) analysis.Request {
-	return analysis.Request{Policy: p, Stage: t.stage, At: at, Service: t.service, Namespace: t.namespace, CanaryHash: t.canary, StableHash: t.stable}
+	return analysis.Request{Policy: p, Stage: t.stage, At: at, Service: t.service, Namespace: t.namespace, CanaryHash: t.canary, StableHash: t.stable, Since: t.sinceTime}
 }
 
 // parseTime accepts RFC 3339, Unix seconds, or "now".
