@@ -373,13 +373,11 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		r.decision, r.reason = v.Decision, oneLine(v.Reason)
 		return
 	}
-	// A watched stage starts when the watch does (the step runs right after
-	// the traffic shift, and creates the stage's deployment then), unless
-	// the since input says otherwise.
+	// Windows are cut only at the since input: the canary's start. The
+	// watch's start is only this stage's: the canary has served since an
+	// earlier stage, and cutting its evidence there would hold a short
+	// stage (5m) whose rate SLIs cannot rule out a fast burn in 5 minutes.
 	since := in.since
-	if since.IsZero() {
-		since = r.start
-	}
 	n := in.policy.PlannedLooks(in.stage.Name)
 	interval := time.Duration(in.policy.Spec.Interval)
 	r.logf("watching stage %s for its soak of %s: %d looks every %s from %s", in.stage.Name, in.stage.Soak, n, in.policy.Spec.Interval, r.start.Format(time.RFC3339))

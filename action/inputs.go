@@ -116,7 +116,7 @@ type inputs struct {
 	envPrefix     string
 	stageOrdering bool
 	at            time.Time // zero: now
-	since         time.Time // the stage's start; zero: unknown
+	since         time.Time // when the canary started serving; zero: unknown
 	reportPath    string    // relative to the workspace
 
 	// secrets are the values to mask, in the order found.

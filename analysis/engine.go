@@ -70,14 +70,16 @@ type Request struct {
 	Namespace  string
 	CanaryHash string
 	StableHash string
-	// Since is when the stage started: when the canary took the stage's
-	// traffic (the CLI's --since or a scenario's stage start, the Action's
-	// watch start); zero means unknown. Windows reaching back before it are cut to the time
-	// since, for canary and stable alike: the two are compared over time
-	// both cover, the stage's own, and a rate SLI's events are divided by
-	// that time, not by the window's. Without it a canary minutes old is
-	// judged on windows that hold only its short life, and a fault that
-	// hit stable at the same moment is diluted in stable's longer past.
+	// Since is when the canary started serving (the CLI's --since or a
+	// scenario's stage start, the Action's since input); zero means
+	// unknown. Windows reaching back before it are cut to the time since,
+	// for canary and stable alike: the two are compared over time both
+	// cover, and a rate SLI's events are divided by that time, not by the
+	// window's. Without it a canary minutes old is judged on windows that
+	// hold only its short life, and a fault that hit stable at the same
+	// moment is diluted in stable's longer past. It is the canary's start,
+	// not a later stage's: cutting there would drop evidence the canary
+	// gathered in earlier stages.
 	Since time.Time
 }
 
@@ -161,7 +163,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		if !at.After(r.Since) {
 			// Nothing of the stage to judge yet: hold, never pass.
 			return &Verdict{Time: at.UTC(), Policy: p.Metadata.Name, Stage: r.Stage, Since: r.Since.UTC(), Decision: Hold,
-				Reason: fmt.Sprintf("the stage starts at %s, not before this look: nothing to judge yet", r.Since.UTC().Format(time.RFC3339)),
+				Reason: fmt.Sprintf("the stage started at %s, no earlier than this look: nothing to judge yet", r.Since.UTC().Format(time.RFC3339)),
 				Looks:  p.PlannedLooks(r.Stage), SLIs: []SLIResult{}}, nil
 		}
 		if d := at.Sub(r.Since); d < slices.Max(p.Windows()) {

@@ -224,12 +224,12 @@ func judge(in sliInput) SLIResult {
 	}
 	if longest.err != nil {
 		r.Decision = Hold
-		r.Reason = fmt.Sprintf("no data for the canary in %s: check the service and hash, and that the metrics are scraped", model.Duration(longest.d))
+		r.Reason = fmt.Sprintf("no data for the canary in %s: check the service and hash, and that the metrics are scraped", in.over(longest.d))
 		return r
 	}
 	if kind == policies.KindRatio && longest.total < p.Spec.MinSamples {
 		r.Decision = Hold
-		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed in %s", longest.total, p.Spec.MinSamples, model.Duration(longest.d))
+		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed in %s", longest.total, p.Spec.MinSamples, in.over(longest.d))
 		return r
 	}
 
@@ -307,17 +307,17 @@ func judge(in sliInput) SLIResult {
 		pair := tripped[0]
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("canary burns %s over %s but stable burns %s too: not the canary's fault, look at what they share",
-			fmtBurn(r.Burn[model.Duration(pair.Long).String()]), model.Duration(pair.Long), fmtBurn(r.Baseline.Burn[model.Duration(pair.Long).String()]))
+			fmtBurn(r.Burn[model.Duration(pair.Long).String()]), in.over(time.Duration(pair.Long)), fmtBurn(r.Baseline.Burn[model.Duration(pair.Long).String()]))
 	case len(tripped) > 0:
 		pair := tripped[0]
 		ln, sn := model.Duration(pair.Long).String(), model.Duration(pair.Short).String()
 		r.Decision = Fail
 		r.Reason = fmt.Sprintf("burning %s budget over %s (at least %s with %s confidence) and %s over %s (limit %g×): roll back",
-			fmtBurn(r.Burn[ln]), ln, fmtBurn(r.BurnLower[ln]), confidence(in.a), fmtBurn(r.Burn[sn]), sn, pair.Factor)
+			fmtBurn(r.Burn[ln]), in.over(time.Duration(pair.Long)), fmtBurn(r.BurnLower[ln]), confidence(in.a), fmtBurn(r.Burn[sn]), in.over(time.Duration(pair.Short)), pair.Factor)
 	case worse:
 		r.Decision = Fail
 		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s in %s (more than %g× stable, p=%.2g): roll back",
-			fmtValue(kind, longest.value()), fmtValue(kind, r.Baseline.Value), model.Duration(longest.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue))
+			fmtValue(kind, longest.value()), fmtValue(kind, r.Baseline.Value), in.over(longest.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue))
 	case in.stableErr != nil:
 		r.Decision, r.Error = onErr, in.stableErr.Error()
 		r.Reason = "stable query failed: " + shortErr(in.stableErr, in.stableQuery)
@@ -336,19 +336,28 @@ func judge(in sliInput) SLIResult {
 			// Over budget, but not yet significantly enough to trip a pair.
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("thin evidence: burn %s over %s from %s, anywhere between %s and %s: watching",
-				fmtBurn(Num(lb)), name, fmtEvents(longest, kind), fmtBurn(r.BurnLower[name]), fmtBurn(Num(hi/budget)))
+				fmtBurn(Num(lb)), in.over(longest.d), fmtEvents(longest, kind), fmtBurn(r.BurnLower[name]), fmtBurn(Num(hi/budget)))
 			break
 		}
 		if hi/budget > fastest {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("thin evidence: %s events in %s cannot yet rule out a %g× burn (upper bound %s)",
-				fmtCount(longest, kind), name, fastest, fmtBurn(Num(hi/budget)))
+				fmtCount(longest, kind), in.over(longest.d), fastest, fmtBurn(Num(hi/budget)))
 			break
 		}
 		r.Decision = Pass
-		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), name, fmtBurn(Num(hi/budget)))
+		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), in.over(longest.d), fmtBurn(Num(hi/budget)))
 	}
 	return r
+}
+
+// over names window d in a reason: "15m", or, while the stage is younger
+// than the window, "15m (the stage's 40s)", the time the window counted.
+func (in *sliInput) over(d time.Duration) string {
+	if in.span > 0 && in.span < d {
+		return fmt.Sprintf("%s (the stage's %s)", model.Duration(d), model.Duration(in.span))
+	}
+	return model.Duration(d).String()
 }
 
 // spanOf is the time window d counted when the stage, span old, is
