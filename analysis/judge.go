@@ -351,11 +351,12 @@ func judge(in sliInput) SLIResult {
 	return r
 }
 
-// over names window d in a reason: "15m", or, while the stage is younger
-// than the window, "15m (the stage's 40s)", the time the window counted.
+// over names window d in a reason: "15m", or, while the canary is younger
+// than the window (Request.Since), "15m (only 40s since the start)", the
+// time the window counted.
 func (in *sliInput) over(d time.Duration) string {
 	if in.span > 0 && in.span < d {
-		return fmt.Sprintf("%s (the stage's %s)", model.Duration(d), model.Duration(in.span))
+		return fmt.Sprintf("%s (only %s since the start)", model.Duration(d), model.Duration(in.span))
 	}
 	return model.Duration(d).String()
 }

@@ -36,7 +36,7 @@ type Verdict struct {
 	Time   time.Time `json:"time"`
 	Policy string    `json:"policy"`
 	Stage  string    `json:"stage,omitempty"`
-	// Since is the stage's start, when the request gave one.
+	// Since is the canary's start, when the request gave one.
 	Since    time.Time `json:"since,omitzero"`
 	Decision Decision  `json:"verdict"`
 	// Reason is one line a release manager can act on.
