@@ -169,8 +169,15 @@ spec:
 			if ar.Status.Phase != tc.want || m.Phase != tc.want || !strings.Contains(m.Message, tc.message) {
 				t.Errorf("AnalysisRun %s, measurement %s %q; want %s containing %q", ar.Status.Phase, m.Phase, m.Message, tc.want, tc.message)
 			}
-			// What `kubectl argo rollouts get` and `kubectl get analysisrun -o yaml`
-			// show a release manager: the verdict and each SLI's figures.
+			// The run's message quotes the measurement's on a Failed or
+			// Inconclusive run; a Rollout aborted or paused by the run
+			// shows it as its own message (`kubectl argo rollouts get
+			// rollout`).
+			if tc.want != v1alpha1.AnalysisPhaseSuccessful && !strings.Contains(ar.Status.Message, m.Message) {
+				t.Errorf("run message %q does not quote the measurement's %q", ar.Status.Message, m.Message)
+			}
+			// What `kubectl get analysisrun -o yaml` shows a release
+			// manager: the verdict and each SLI's figures.
 			if m.Metadata["verdict"] == "" || (tc.owner == nil && m.Metadata["sli.drain-failure.reason"] == "") {
 				t.Errorf("metadata lacks the verdict or per-SLI reasons: %v", m.Metadata)
 			}
