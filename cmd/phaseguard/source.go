@@ -46,7 +46,7 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.httpConfig, "http-config", "", "YAML file with Prometheus HTTP client settings (authorization, basic_auth, tls_config, http_headers, proxy)")
 	fs.StringVar(&t.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for --prometheus")
 	fs.Var(&t.headers, "header", "extra HTTP header 'Name: value' for --prometheus, repeatable (e.g. 'X-Scope-OrgID: tenant-1')")
-	fs.StringVar(&t.since, "since", "", "when the stage started, RFC 3339 or Unix seconds: windows reaching before it are cut to it, for canary and stable alike (with a bundled scenario, default its stage start)")
+	fs.StringVar(&t.since, "since", "", "when the canary started serving, RFC 3339 or Unix seconds: windows reaching before it are cut to it, for canary and stable alike (with a bundled scenario, default its stage start)")
 	fs.DurationVar(&t.timeout, "timeout", 30*time.Second, "deadline for one evaluation, retries included")
 	fs.StringVar(&t.output, "output", "text", "output format: text or json")
 }
