@@ -11,20 +11,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/phaseguard/phaseguard/internal/promtest"
 )
 
 // TestPromtoolBackfill backfills bundled scenarios into a TSDB with the real
-// promtool, as users replaying them into Prometheus do. It is skipped when
-// promtool is not on PATH, except under CI=true.
+// promtool, as users replaying them into Prometheus do. Without promtool
+// it fails under CI=true and skips otherwise (promtest.Binary).
 func TestPromtoolBackfill(t *testing.T) {
 	t.Parallel()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("promtool not on PATH under CI (install Debian's prometheus package): %v", err)
-		}
-		t.Skipf("promtool not on PATH: %v", err)
-	}
+	promtool := promtest.Binary(t, "promtool")
 	files := map[string][]byte{}
 	for _, name := range []string{"drain-misrouting", "flapping"} {
 		b, ok := Lookup(name)

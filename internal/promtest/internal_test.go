@@ -110,7 +110,7 @@ func TestBinaryMissing(t *testing.T) {
 	for _, ci := range []string{"", "true"} {
 		t.Setenv("CI", ci)
 		tb := &recordingTB{TB: t}
-		binary(tb, "phaseguard-no-such-binary")
+		Binary(tb, "phaseguard-no-such-binary")
 		want := "skip: "
 		if ci == "true" {
 			want = "fatal: "

@@ -104,8 +104,8 @@ type Server struct {
 // logging its output if the test failed.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	prom := binary(t, "prometheus")
-	promtool := binary(t, "promtool")
+	prom := Binary(t, "prometheus")
+	promtool := Binary(t, "promtool")
 	var o options
 	for _, opt := range opts {
 		opt(&o)
@@ -187,9 +187,10 @@ func (s *Server) Stop() {
 	})
 }
 
-// binary returns the path of the named executable on PATH or in /usr/bin,
-// or ends the test: a failure when CI=true, a skip otherwise.
-func binary(t testing.TB, name string) string {
+// Binary returns the path of the named executable of Debian's prometheus
+// package (prometheus, promtool) on PATH or in /usr/bin, or ends the test:
+// a failure when CI=true, a skip otherwise.
+func Binary(t testing.TB, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
