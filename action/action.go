@@ -379,7 +379,7 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 	// stage (5m) whose rate SLIs cannot rule out a fast burn in 5 minutes.
 	since := in.since
 	n := in.policy.PlannedLooks(in.stage.Name)
-	interval := time.Duration(in.policy.Spec.Interval)
+	interval, soak := time.Duration(in.policy.Spec.Interval), time.Duration(in.stage.Soak)
 	r.logf("watching stage %s for its soak of %s: %d looks every %s from %s", in.stage.Name, in.stage.Soak, n, in.policy.Spec.Interval, r.start.Format(time.RFC3339))
 	var stopped string
 	for k := 1; k <= n; k++ {
@@ -406,7 +406,7 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		}
 		r.looks = append(r.looks, v)
 		r.logLook(k, n, v)
-		if analysis.StageDecided(v, r.start, time.Duration(in.stage.Soak)) {
+		if analysis.StageDecided(v, r.start, soak) {
 			break
 		}
 	}
@@ -415,21 +415,18 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		last = r.looks[len(r.looks)-1]
 	}
 	switch {
-	case last != nil && last.Decision == analysis.Fail:
-		r.decision, r.reason = analysis.Fail, oneLine(last.Reason)
-	case stopped != "" && last == nil:
+	case last != nil && analysis.StageDecided(last, r.start, soak):
+		// A failing look, or the first look at the soak's end.
+		r.decision, r.reason = last.Decision, oneLine(last.Reason)
+	case last == nil:
 		r.decision, r.reason = analysis.Hold, fmt.Sprintf("%s before the first look (timeout %s)", stopped, model.Duration(in.timeout))
-	case stopped != "":
+	default:
 		// The soak was not watched to its end: not a pass, whatever the
 		// last look said.
 		watched := last.Time.Sub(r.start).Truncate(time.Second)
 		r.decision = analysis.Hold
 		r.reason = oneLine(fmt.Sprintf("%s after watching %s of the %s soak (%d of %d looks); last look %s: %s",
 			stopped, model.Duration(watched), in.stage.Soak, len(r.looks), n, last.Decision, last.Reason))
-	default:
-		// Decided (analysis.StageDecided): a failing look, or the first
-		// look at the soak's end.
-		r.decision, r.reason = last.Decision, oneLine(last.Reason)
 	}
 }
 
