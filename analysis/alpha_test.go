@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -11,29 +12,35 @@ import (
 	"github.com/phaseguard/phaseguard/policies"
 )
 
-// harshPolicy trips at a burn of 1× in both pairs: the least room a valid
-// policy leaves between a healthy canary (burn ≤ 1) and a failure, so the
-// hardest case for the false-rollback bound.
-const harshPolicy = `
+// simPolicy is a one-SLI policy (a 99 % ratio objective) for the
+// simulations, with the given minSamples, window pairs and stage soak.
+func simPolicy(name string, minSamples int, windows, soak string) string {
+	return fmt.Sprintf(`
 apiVersion: phaseguard.dev/v1alpha1
 kind: Policy
-metadata: {name: harsh}
+metadata: {name: %s}
 spec:
   alpha: 0.05
   interval: 30s
-  minSamples: 10
+  minSamples: %d
   windows:
-    - {long: 5m, short: 1m, factor: 1}
-    - {long: 10m, short: 2m, factor: 1}
+%s
   stages:
-    - {name: canary, soak: 10m}
+    - {name: canary, soak: %s}
   slis:
     - name: drain
       objective: 99
       ratio:
         bad: 'sum(increase(bad{service="$service",pod_template_hash="$hash"}[$window]))'
         total: 'sum(increase(total{service="$service",pod_template_hash="$hash"}[$window]))'
-`
+`, name, minSamples, windows, soak)
+}
+
+// harshPolicy trips at a burn of 1× in both pairs: the least room a valid
+// policy leaves between a healthy canary (burn ≤ 1) and a failure, so the
+// hardest case for the false-rollback bound.
+var harshPolicy = simPolicy("harsh", 10, `    - {long: 5m, short: 1m, factor: 1}
+    - {long: 10m, short: 2m, factor: 1}`, "10m")
 
 // stageRun is one simulated canary stage: per-second event counts.
 type stageRun struct{ bad, total []float64 }
@@ -133,26 +140,8 @@ func TestFalseRollbackBound(t *testing.T) {
 
 // defaultLikePolicy has phase-default's window pairs and canary-50's soak:
 // factors of 10 and 2 leave room between the budget and a trip.
-const defaultLikePolicy = `
-apiVersion: phaseguard.dev/v1alpha1
-kind: Policy
-metadata: {name: default-like}
-spec:
-  alpha: 0.05
-  interval: 30s
-  minSamples: 100
-  windows:
-    - {long: 5m, short: 1m, factor: 10}
-    - {long: 15m, short: 3m, factor: 2}
-  stages:
-    - {name: canary, soak: 15m}
-  slis:
-    - name: drain
-      objective: 99
-      ratio:
-        bad: 'sum(increase(bad{service="$service",pod_template_hash="$hash"}[$window]))'
-        total: 'sum(increase(total{service="$service",pod_template_hash="$hash"}[$window]))'
-`
+var defaultLikePolicy = simPolicy("default-like", 100, `    - {long: 5m, short: 1m, factor: 10}
+    - {long: 15m, short: 3m, factor: 2}`, "15m")
 
 // TestFalseRollbackBoundFactors checks the bound with factors above 1: the
 // test behind a trip is "over budget", so a canary at exactly its budget
