@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/model"
+
+	"github.com/phaseguard/phaseguard/internal/promtest"
 )
 
 // t0 is the first timestamp of testdata/phase.om; its samples are 60s
@@ -37,21 +39,6 @@ func load(t testing.TB) *Store {
 		}
 	})
 	return s
-}
-
-// approx compares vectors sample by sample, with values within 1e-9
-// relative and NaN equal to NaN. (cmp would otherwise use the exact Equal
-// methods of model.Vector and *model.Sample.)
-var approx = cmp.Options{
-	cmp.Transformer("samples", func(v model.Vector) []*model.Sample { return v }),
-	cmp.Comparer(func(a, b *model.Sample) bool {
-		if a == nil || b == nil {
-			return a == b
-		}
-		x, y := float64(a.Value), float64(b.Value)
-		close := (math.IsNaN(x) && math.IsNaN(y)) || x == y || math.Abs(x-y) <= 1e-9*math.Max(math.Abs(x), math.Abs(y))
-		return close && a.Metric.Equal(b.Metric) && a.Timestamp == b.Timestamp && a.Histogram.Equal(b.Histogram)
-	}),
 }
 
 // point returns a sample of m with value v at ts.
@@ -161,7 +148,7 @@ func TestQuery(t *testing.T) {
 				t.Fatalf("Query: %v", err)
 			}
 			sortVector(got)
-			if diff := cmp.Diff(tt.want, got, approx); diff != "" {
+			if diff := cmp.Diff(tt.want, got, promtest.ApproxVectors); diff != "" {
 				t.Errorf("Query(%s) mismatch (-want +got):\n%s", tt.query, diff)
 			}
 		})

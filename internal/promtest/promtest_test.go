@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/http/httptest"
 	"sort"
@@ -175,7 +174,7 @@ func TestServerAndReplayAgree(t *testing.T) {
 				t.Errorf("%s: server: %v", name, err)
 				continue
 			}
-			if diff := cmp.Diff(sorted(want), sorted(got), approx); diff != "" {
+			if diff := cmp.Diff(sorted(want), sorted(got), promtest.ApproxVectors); diff != "" {
 				t.Errorf("%s: server and replay disagree (-replay +server):\n%s", name, diff)
 			}
 			if len(want) > 0 {
@@ -193,21 +192,6 @@ func TestServerAndReplayAgree(t *testing.T) {
 func sorted(v model.Vector) model.Vector {
 	sort.Slice(v, func(i, j int) bool { return v[i].Metric.Before(v[j].Metric) })
 	return v
-}
-
-// approx compares vectors sample by sample, with values within 1e-9
-// relative and NaN equal to NaN. (cmp would otherwise use the exact Equal
-// methods of model.Vector and *model.Sample.)
-var approx = cmp.Options{
-	cmp.Transformer("samples", func(v model.Vector) []*model.Sample { return v }),
-	cmp.Comparer(func(a, b *model.Sample) bool {
-		if a == nil || b == nil {
-			return a == b
-		}
-		x, y := float64(a.Value), float64(b.Value)
-		close := (math.IsNaN(x) && math.IsNaN(y)) || x == y || math.Abs(x-y) <= 1e-9*math.Max(math.Abs(x), math.Abs(y))
-		return close && a.Metric.Equal(b.Metric) && a.Timestamp == b.Timestamp && a.Histogram.Equal(b.Histogram)
-	}),
 }
 
 // TestScrape runs an exporter with a counter the test increments and
