@@ -184,3 +184,39 @@ func TestResolve(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryWithinWithoutParsing checks that every preset SLI's parts are
+// cut by substitution (no parsing per look), and that substitution gives
+// what parsing gives.
+func TestQueryWithinWithoutParsing(t *testing.T) {
+	tgt := Target{Service: "checkout", Namespace: "shop", Hash: "7f8c9d6b4"}
+	for _, name := range PresetNames() {
+		p, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range p.Spec.SLIs {
+			s := &p.Spec.SLIs[i]
+			if len(s.compiled.anyWindow) != len(s.compiled.parts) {
+				t.Errorf("%s/%s: %d of %d parts can take any window", name, s.Name, len(s.compiled.anyWindow), len(s.compiled.parts))
+			}
+			for _, span := range []time.Duration{time.Second, 41 * time.Second, 2*time.Minute + 30*time.Second} {
+				fast, err := s.QueryWithin(tgt, span)
+				if err != nil {
+					t.Fatal(err)
+				}
+				parsed := *s
+				c := *s.compiled
+				c.anyWindow = nil
+				parsed.compiled = &c
+				slow, err := parsed.QueryWithin(tgt, span)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fast != slow {
+					t.Errorf("%s/%s within %s: substituted\n%s\nparsed\n%s", name, s.Name, span, fast, slow)
+				}
+			}
+		}
+	}
+}

@@ -49,12 +49,16 @@ const (
 // compiledSLI holds an SLI's queries printed from their parsed form, one
 // per (part, window), with target placeholders still in place.
 type compiledSLI struct {
-	srcs     []partSource // the parts' expressions, $window in place
-	parts    []Part
-	windows  []time.Duration
-	printed  map[Part][]string // part -> per window
-	uses     map[string]bool   // target placeholders used
-	batchTpl string            // the whole batched query, placeholders in place
+	srcs    []partSource // the parts' expressions, $window in place
+	parts   []Part
+	windows []time.Duration
+	printed map[Part][]string // part -> per window
+	// anyWindow is each part printed with the window sentinelWindow, for
+	// QueryWithin to put any range in without parsing again; a part is
+	// missing when that substitution would not give what parsing gives.
+	anyWindow map[Part]string
+	uses      map[string]bool // target placeholders used
+	batchTpl  string          // the whole batched query, placeholders in place
 }
 
 // Target selects the series of one version of a service. Its values are
@@ -110,7 +114,9 @@ func (s *SLI) QueryWithin(t Target, span time.Duration) (string, error) {
 	for _, q := range c.srcs {
 		for i, w := range c.windows {
 			printed := c.printed[q.part][i]
-			if w > span {
+			if tpl, ok := c.anyWindow[q.part]; ok && w > span {
+				printed = withWindow(tpl, span)
+			} else if w > span {
 				// Every part parsed at compile time with each window; a
 				// shorter range cannot make it fail to parse.
 				expr, err := promqlParser.ParseExpr(strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(span).String()))
@@ -126,6 +132,28 @@ func (s *SLI) QueryWithin(t Target, span time.Duration) (string, error) {
 		}
 	}
 	return render(strings.Join(batch, " or "), t), nil
+}
+
+// sentinelWindow stands for $window in a part printed once for any range:
+// a duration no query writes, printed as "16w2d7h29m3s".
+const sentinelWindow = 9876543 * time.Second
+
+// printWithSentinel parses expr with sentinelWindow for $window and
+// prints it as compile does.
+func printWithSentinel(expr string) (string, bool) {
+	e, err := promqlParser.ParseExpr(strings.ReplaceAll(expr, PlaceholderWindow, model.Duration(sentinelWindow).String()))
+	if err != nil {
+		return "", false
+	}
+	if e.Type() == parser.ValueTypeScalar {
+		e = &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{e}}
+	}
+	return e.String(), true
+}
+
+// withWindow puts window w where printWithSentinel put the sentinel.
+func withWindow(tpl string, w time.Duration) string {
+	return strings.ReplaceAll(tpl, model.Duration(sentinelWindow).String(), model.Duration(w).String())
 }
 
 // partSource is one part's query as written.
@@ -151,7 +179,7 @@ func render(tpl string, t Target) string {
 // compile parses every query of s for every window and builds the batched
 // query. Errors carry the field path of the query.
 func (s *SLI) compile(path string, windows []time.Duration) []error {
-	c := &compiledSLI{windows: windows, printed: map[Part][]string{}, uses: map[string]bool{}}
+	c := &compiledSLI{windows: windows, printed: map[Part][]string{}, anyWindow: map[Part]string{}, uses: map[string]bool{}}
 	var errs []error
 	type src struct {
 		part  Part
@@ -203,6 +231,15 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 			printed := expr.String()
 			c.printed[q.part] = append(c.printed[q.part], printed)
 			batch = append(batch, batchPart(printed, q.part, w))
+		}
+		if tpl, ok := printWithSentinel(q.expr); ok && len(c.printed[q.part]) == len(windows) {
+			same := true
+			for i, w := range windows {
+				same = same && withWindow(tpl, w) == c.printed[q.part][i]
+			}
+			if same {
+				c.anyWindow[q.part] = tpl
+			}
 		}
 	}
 	if len(errs) > 0 {
