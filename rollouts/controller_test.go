@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,8 +111,8 @@ func TestController(t *testing.T) {
 		"--kubeconfig", kubeconfig,
 		"--controllers", "analysis",
 		"--leader-elect=false",
-		"--metricsPort", strconv.Itoa(freePort(t)),
-		"--healthzPort", strconv.Itoa(freePort(t)),
+		"--metricsPort", strconv.Itoa(kubetest.FreePort(t)),
+		"--healthzPort", strconv.Itoa(kubetest.FreePort(t)),
 		"--loglevel", "info")
 	controller.Dir = workdir
 	controller.Env = append(os.Environ(), "POD_NAMESPACE="+controllerNS, "KUBECONFIG="+kubeconfig, rollouts.EnvLogFormat+"=json")
@@ -122,7 +121,7 @@ func TestController(t *testing.T) {
 	// The stage mode's runs use phase-default with a 40s soak looked at
 	// every 10s, so that the stage ends within the test.
 	policy := shortStagePolicy(t)
-	closed := "http://127.0.0.1:" + strconv.Itoa(freePort(t)) // nothing listens
+	closed := "http://127.0.0.1:" + strconv.Itoa(kubetest.FreePort(t)) // nothing listens
 	// A Rollout at revision 3 owns the out-of-order run: its stage,
 	// canary-50, comes after canary-10, which never ran for revision 3.
 	// The plugin finds that out through the API with the credentials the
@@ -354,14 +353,4 @@ func getRun(t *testing.T, ctx context.Context, cfg *rest.Config, ns, name string
 		t.Fatal(err)
 	}
 	return ar
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -47,10 +47,7 @@ func StartKubeAPIServer(t testing.TB, bin string, resources ...schema.GroupVersi
 	writeFile(t, tokens, []byte(token+`,admin,admin,"system:masters"`+"\n"))
 	saKey := filepath.Join(dir, "sa.key")
 	writeFile(t, saKey, rsaKeyPEM(t))
-	port, err := freeLoopbackPort()
-	if err != nil {
-		t.Fatalf("kubetest: %v", err)
-	}
+	port := FreePort(t)
 	args := []string{
 		"--etcd-servers=" + etcdURL,
 		"--etcd-prefix=/kubetest-" + randomHex(t, 4),
@@ -123,13 +120,16 @@ func waitReadyz(ctx context.Context, cfg *rest.Config, proc *Process) error {
 	}
 }
 
-func freeLoopbackPort() (int, error) {
+// FreePort returns a TCP port free on 127.0.0.1 now, for a server the
+// test starts (the port is not held: another process could take it first).
+func FreePort(t testing.TB) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
+		t.Fatalf("kubetest: free port: %v", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(t testing.TB, n int) string {
