@@ -8,6 +8,13 @@
 // and extra headers configured as in a Prometheus scrape config
 // (github.com/prometheus/common/config), and retries of transient failures
 // bounded by the caller's deadline.
+//
+// An answer is used only when it is whole and answers the question asked:
+// every query asks for complete data (Thanos' partial_response=false,
+// VictoriaMetrics' deny_partial_response=1); an answer the server still
+// marks incomplete (warnings, "isPartial": true), whose samples carry
+// another evaluation time than the one requested, or whose body exceeds
+// Config.MaxResponseBytes is an error, never a result.
 package promapi
 
 import (
@@ -33,6 +40,11 @@ const (
 	// DefaultRetries is the number of retries after the first attempt when
 	// Config.Retries is zero.
 	DefaultRetries = 2
+	// DefaultMaxResponseBytes bounds the body of one answer when
+	// Config.MaxResponseBytes is zero: 4 MiB. phaseguard's batched SLI
+	// answers are a few KB (one sample per SLI part and window); an answer
+	// a thousand times larger selects series the query did not mean to.
+	DefaultMaxResponseBytes = 4 << 20
 
 	// retryWaitMin and retryWaitMax bound the exponential backoff between
 	// attempts. A Retry-After header (429, 503) takes precedence, and a
@@ -60,6 +72,13 @@ type Config struct {
 	// connection errors, 429 and 5xx other than 501. Zero means
 	// DefaultRetries; a negative value disables retries.
 	Retries int
+	// MaxResponseBytes bounds the body of one answer, in bytes, after any
+	// Content-Encoding is undone. A larger successful answer is an error
+	// wrapping ErrResponseTooLarge, found without reading more than this
+	// many bytes; a larger error answer is cut to this many bytes. Zero
+	// means DefaultMaxResponseBytes; negative is invalid: answers are
+	// always bounded.
+	MaxResponseBytes int64
 }
 
 // validate reports every problem with c at once, each naming its field.
@@ -78,6 +97,9 @@ func (c Config) validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s: must not be negative", c.Timeout))
+	}
+	if c.MaxResponseBytes < 0 {
+		errs = append(errs, fmt.Errorf("max response bytes %d: must not be negative", c.MaxResponseBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -118,6 +140,10 @@ func New(cfg Config) (*Client, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
+	limit := cfg.MaxResponseBytes
+	if limit == 0 {
+		limit = DefaultMaxResponseBytes
+	}
 
 	retrying := &retryablehttp.Client{
 		HTTPClient: &http.Client{
@@ -145,20 +171,34 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	return &Client{api: v1.NewAPI(ac), timeout: timeout}, nil
+	return &Client{api: v1.NewAPI(&exchanger{Client: ac, hc: hc, limit: limit}), timeout: timeout}, nil
 }
 
 // Query runs query as an instant query at ts and returns the resulting
 // vector, which may be empty, and whose samples may be NaN: what that means is
-// the caller's decision. A result of another type (scalar, matrix, string) is
-// an error naming the type. Every error names the query and keeps its cause:
-// a *v1.Error from the server is available through errors.As, a deadline
-// through errors.Is(err, context.DeadlineExceeded). The response body of a
-// failed request is kept in (*v1.Error).Detail and never printed, as it may
-// echo request headers.
+// the caller's decision. ts is sent to the millisecond, the precision of the
+// API's timestamps.
 //
-// Warnings and infos returned by the server (for example a partial response
-// from Thanos) are dropped: the Querier contract has no place for them.
+// An answer is an error, never a result, when
+//   - its type is not a vector (scalar, matrix, string): the error names
+//     the type;
+//   - the server marked it incomplete: "isPartial": true (a VictoriaMetrics
+//     cluster with a storage node down) or any warnings (Thanos and Mimir on
+//     a partial response; PromQL on a suspect result): the error wraps
+//     ErrIncomplete and quotes the flag or the warnings. Infos are not
+//     warnings and are ignored;
+//   - a sample carries another timestamp than ts (a cache or proxy
+//     answering for another evaluation time): the error wraps ErrOtherTime
+//     and names both times. With a zero ts (the server's now) there is no
+//     time to check;
+//   - its body exceeds Config.MaxResponseBytes: the error wraps
+//     ErrResponseTooLarge.
+//
+// Every error names the query and keeps its cause: a *v1.Error from the
+// server is available through errors.As, a deadline through
+// errors.Is(err, context.DeadlineExceeded). The response body of a failed
+// request is kept in (*v1.Error).Detail and never printed, as it may echo
+// request headers.
 func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -169,7 +209,15 @@ func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.V
 	if d, ok := serverTimeout(ctx); ok {
 		opts = append(opts, v1.WithTimeout(d))
 	}
-	v, _, _, err := c.api.Query(ctx, query, ts, opts...)
+	if !ts.IsZero() {
+		ts = time.UnixMilli(ts.UnixMilli()).UTC()
+	}
+	v, warnings, _, err := c.api.Query(ctx, query, ts, opts...)
+	if err == nil && len(warnings) > 0 {
+		// exchanger already refuses a successful answer with warnings;
+		// this catches any other way client_golang comes to return them.
+		err = &flagError{warnings: warnings}
+	}
 	if err != nil {
 		if n := attempts.Load(); n > 1 {
 			return nil, fmt.Errorf("query %q (%d attempts): %w", query, n, err)
@@ -181,12 +229,37 @@ func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.V
 		if v == nil {
 			v = model.Vector{}
 		}
+		if err := checkTime(v, ts); err != nil {
+			return nil, fmt.Errorf("query %q: %w", query, err)
+		}
 		return v, nil
 	case nil:
 		return nil, fmt.Errorf("query %q: response has no result", query)
 	default:
 		return nil, fmt.Errorf("query %q: result type %s, want vector", query, v.Type())
 	}
+}
+
+// checkTime returns an error wrapping ErrOtherTime for the first sample of
+// v whose timestamp is not ts, unless ts is zero.
+func checkTime(v model.Vector, ts time.Time) error {
+	if ts.IsZero() {
+		return nil
+	}
+	want := model.TimeFromUnixNano(ts.UnixNano())
+	for _, s := range v {
+		if s.Timestamp != want {
+			return fmt.Errorf("%w: sample %s is at %s, requested %s", ErrOtherTime,
+				s.Metric, fmtTime(s.Timestamp), fmtTime(want))
+		}
+	}
+	return nil
+}
+
+// fmtTime shows t in RFC 3339, UTC, with milliseconds only when it has
+// them.
+func fmtTime(t model.Time) string {
+	return t.Time().UTC().Format("2006-01-02T15:04:05.999Z07:00")
 }
 
 // serverTimeout returns the time left before ctx's deadline, rounded down

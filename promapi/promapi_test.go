@@ -82,11 +82,11 @@ func TestQueryResults(t *testing.T) {
 			want: model.Vector{},
 		},
 		{
-			name: "warnings are dropped",
+			name: "warnings are an error",
 			code: http.StatusOK,
 			body: `{"status":"success","warnings":["partial response"],"data":{"resultType":"vector","result":[
 				{"metric":{},"value":[1767225900,"3"]}]}}`,
-			want: model.Vector{{Metric: model.Metric{}, Value: 3, Timestamp: model.TimeFromUnix(1767225900)}},
+			wantErr: `incomplete answer: server warnings: "partial response"`,
 		},
 		{
 			name:    "scalar",
@@ -502,6 +502,7 @@ func TestNewValidates(t *testing.T) {
 		{"unparsable", Config{URL: "http://[::1"}, `url: parse "http://[::1": missing ']' in host`},
 		{"password redacted", Config{URL: "ftp://u:hunter2@prom"}, `url "ftp://u:xxxxx@prom": scheme must be http or https`},
 		{"negative timeout", Config{URL: "http://prom", Timeout: -time.Second}, "timeout -1s: must not be negative"},
+		{"negative response limit", Config{URL: "http://prom", MaxResponseBytes: -1}, "max response bytes -1: must not be negative"},
 		{"every problem", Config{URL: "prom", Timeout: -time.Second}, "url \"prom\": scheme must be http or https\ntimeout -1s: must not be negative"},
 		{
 			"http config",
