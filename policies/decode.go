@@ -32,9 +32,32 @@ func (e *FieldError) Error() string {
 // strictly: unknown keys, duplicate keys and wrong types are errors naming
 // the field path and line. yaml.v3's KnownFields reports Go type names, not
 // field paths, and stops at the first wrong type; this reports them all.
+//
+// It also records which fields the document gives, so that defaults fill
+// only absent fields: `alpha: 0` is an explicit zero, validated as such,
+// not a request for the default. A field given as null (`alpha:` or
+// `alpha: ~`) counts as absent, as YAML reads it.
 type decoder struct {
 	errs  []error
-	lines map[string]int // field path -> line, for validation errors
+	lines map[string]int  // field path -> line, for validation errors
+	given map[string]bool // field paths the document gives a non-null value
+	// masked are the field paths whose problems validation must not
+	// report again: a field that failed to decode is left zero, and its
+	// zero says nothing about what the author wrote.
+	masked []maskedPath
+}
+
+// maskedPath hides validation problems of a field that failed to decode:
+// of the field itself and its children, and, when parent is set, of the
+// mapping holding it ("give exactly one of bad and good" when bad was a
+// number).
+type maskedPath struct {
+	path   string
+	parent bool
+}
+
+func newDecoder() *decoder {
+	return &decoder{lines: map[string]int{}, given: map[string]bool{}}
 }
 
 func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
@@ -43,6 +66,34 @@ func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
 		line = n.Line
 	}
 	d.errs = append(d.errs, &FieldError{Path: path, Line: line, Msg: fmt.Sprintf(format, args...)})
+	d.masked = append(d.masked, maskedPath{path: path, parent: true})
+}
+
+// masks reports whether a validation problem at path follows from a
+// decoding problem already reported.
+func (d *decoder) masks(path string) bool {
+	for _, m := range d.masked {
+		if within(path, m.path) || (m.parent && parentOf(m.path) == path) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether path is root or inside it.
+func within(path, root string) bool {
+	if root == "" || path == root {
+		return true
+	}
+	return strings.HasPrefix(path, root) && (path[len(root)] == '.' || path[len(root)] == '[')
+}
+
+// parentOf returns the path of the mapping or list holding path.
+func parentOf(path string) string {
+	if i := strings.LastIndexAny(path, ".["); i >= 0 {
+		return path[:i]
+	}
+	return ""
 }
 
 func join(path, key string) string {
@@ -64,6 +115,9 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 		n = n.Alias
 	}
 	d.lines[path] = n.Line
+	if n.Tag != "!!null" {
+		d.given[path] = true
+	}
 	// Types with their own YAML decoding (model.Duration) decode themselves.
 	if isUnmarshaler(v) {
 		if err := n.Decode(v.Addr().Interface()); err != nil {
@@ -148,15 +202,22 @@ func (d *decoder) decodeStruct(path string, n *yaml.Node, v reflect.Value) {
 		seen[k.Value] = true
 		fi, ok := fields[k.Value]
 		if !ok {
-			d.fail(p, k, "unknown field%s", suggest(k.Value, fields))
+			hint, near := suggest(k.Value, fields)
+			d.fail(p, k, "unknown field%s", hint)
+			// A misspelt field leaves its intended one absent; saying
+			// that one is missing too would only repeat the problem.
+			d.masked[len(d.masked)-1] = maskedPath{path: p}
+			if near != "" {
+				d.masked = append(d.masked, maskedPath{path: join(path, near)})
+			}
 			continue
 		}
 		d.decode(p, val, v.Field(fi))
 	}
 }
 
-// suggest returns ` (did you mean "x"?)` for a near miss.
-func suggest(key string, fields map[string]int) string {
+// suggest returns ` (did you mean "x"?)` and x for a near miss.
+func suggest(key string, fields map[string]int) (string, string) {
 	best, bestD := "", 3
 	for f := range fields {
 		if dd := distance(strings.ToLower(key), strings.ToLower(f)); dd < bestD || (dd == bestD && f < best && best != "") {
@@ -164,9 +225,9 @@ func suggest(key string, fields map[string]int) string {
 		}
 	}
 	if best == "" {
-		return ""
+		return "", ""
 	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return fmt.Sprintf(" (did you mean %q?)", best), best
 }
 
 // distance is the Levenshtein distance between a and b.

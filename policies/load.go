@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"reflect"
@@ -22,6 +23,7 @@ const (
 	DefaultInterval     = model.Duration(30 * time.Second)
 	DefaultMinSamples   = 100
 	DefaultMaxRatio     = 2
+	DefaultMinBurn      = 1
 	DefaultOnQueryError = "hold"
 )
 
@@ -57,18 +59,99 @@ func (e *Error) Error() string {
 // Unwrap returns the individual problems.
 func (e *Error) Unwrap() []error { return e.Errs }
 
-// LoadFile reads and loads a policy file.
+// MaxFileSize is the largest policy accepted, file or inline: a policy is
+// a page of YAML, and the plugin process that reads one serves every
+// AnalysisRun of the cluster.
+const MaxFileSize = 1 << 20
+
+// LoadFile reads and loads a policy file. It is the one place a policy file
+// is read, for the CLI, the Action and the plugin: it refuses, naming the
+// path, anything but a regular file (a directory, /dev/zero, a FIFO) and a
+// file over MaxFileSize, before reading it.
 func LoadFile(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
+		return nil, err
 	}
 	return Load(data, path)
 }
 
+// LintFile reads a policy file as LoadFile does and reports, in one
+// *Error sorted by line, every problem Load reports together with the
+// findings of lint (see Lint). It returns the policy only when there is
+// nothing to report.
+func LintFile(path string) (*Policy, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Lint(data, path)
+}
+
+// readFile reads a policy file of at most MaxFileSize bytes. It checks the
+// file before opening it (opening a FIFO would wait for a writer), and
+// again once open, in case the path was replaced in between.
+func readFile(path string) ([]byte, error) {
+	refuse := func(format string, args ...any) error {
+		return &Error{Source: path, Errs: []error{fmt.Errorf(format, args...)}}
+	}
+	check := func(fi os.FileInfo) error {
+		if !fi.Mode().IsRegular() {
+			return refuse("not a regular file (%s): a policy is a YAML file", fileKind(fi.Mode()))
+		}
+		if fi.Size() > MaxFileSize {
+			return refuse("%d bytes: a policy may have at most %d (1 MiB)", fi.Size(), MaxFileSize)
+		}
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	if err := check(fi); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	if err := check(fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, refuse("over %d bytes (1 MiB), the most a policy may have", MaxFileSize)
+	}
+	return data, nil
+}
+
+// fileKind names what a non-regular file is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeIrregular != 0:
+		return "an irregular file"
+	}
+	return "mode " + m.String()
+}
+
 // Resolve loads a policy named by ref: a built-in preset name, inline YAML
 // (anything containing a newline or starting with "apiVersion"), or a file
-// path.
+// path (read by LoadFile).
 func Resolve(ref string) (*Policy, error) {
 	ref = strings.TrimSpace(ref)
 	switch {
@@ -83,26 +166,25 @@ func Resolve(ref string) (*Policy, error) {
 }
 
 // Load decodes, defaults and validates a policy, reporting every problem at
-// once with its field path and line.
+// once with its field path and line: problems of decoding (unknown fields,
+// wrong types) and of validating every field that did decode. A field
+// given an explicit zero (`alpha: 0`, `windows: []`) is validated as
+// written; only absent fields take defaults.
 func Load(data []byte, source string) (*Policy, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		return nil, &Error{Source: source, Errs: []error{fmt.Errorf("not YAML: %w", err)}}
+	p, errs, _ := load(data, source)
+	if len(errs) > 0 {
+		return nil, &Error{Source: source, Errs: errs}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &Error{Source: source, Errs: []error{&FieldError{Path: "(document)", Line: extra.Line, Msg: "more than one YAML document; a policy file holds one"}}}
-	}
-	p := &Policy{source: source}
-	d := &decoder{lines: map[string]int{}}
-	d.decode("", &root, reflect.ValueOf(p).Elem())
-	if len(d.errs) > 0 {
-		return nil, &Error{Source: source, Errs: d.errs}
-	}
-	errs := p.expandPresets(d.lines)
-	p.defaults()
-	errs = append(errs, p.validate(d.lines)...)
+	return p, nil
+}
+
+// Lint is Load that also reports what lint finds in a policy that loads
+// (see Policy.Warnings): a query that only one spelling of a label value
+// satisfies. Every problem and finding comes in one *Error, sorted by
+// line; the policy is returned only when there is nothing to report.
+func Lint(data []byte, source string) (*Policy, error) {
+	p, errs, warns := load(data, source)
+	errs = append(errs, warns...)
 	sortByLine(errs)
 	if len(errs) > 0 {
 		return nil, &Error{Source: source, Errs: errs}
@@ -110,31 +192,81 @@ func Load(data []byte, source string) (*Policy, error) {
 	return p, nil
 }
 
+const emptyPolicy = "empty policy: nothing but blank lines, comments or null"
+
+// load decodes, defaults and validates data: the policy (nil when there
+// are errors), the errors and the lint findings, each sorted by line.
+func load(data []byte, source string) (*Policy, []error, []error) {
+	one := func(err error) []error { return []error{err} }
+	if len(data) > MaxFileSize {
+		return nil, one(fmt.Errorf("%d bytes: a policy may have at most %d (1 MiB)", len(data), MaxFileSize)), nil
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); errors.Is(err, io.EOF) {
+		return nil, one(errors.New(emptyPolicy)), nil
+	} else if err != nil {
+		return nil, one(fmt.Errorf("not YAML: %w", err)), nil
+	}
+	if len(root.Content) == 0 || root.Content[0].Tag == "!!null" {
+		return nil, one(errors.New(emptyPolicy)), nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, one(&FieldError{Path: "(document)", Line: extra.Line, Msg: "more than one YAML document; a policy file holds one"}), nil
+	}
+	p := &Policy{source: source}
+	d := newDecoder()
+	d.decode("", &root, reflect.ValueOf(p).Elem())
+	errs := p.expandPresets(d)
+	p.defaults(d)
+	errs = append(errs, p.validate(d)...)
+	var kept []error
+	for _, err := range errs {
+		var fe *FieldError
+		if errors.As(err, &fe) && d.masks(fe.Path) {
+			continue
+		}
+		kept = append(kept, err)
+	}
+	errs = append(d.errs, kept...)
+	sortByLine(errs)
+	warns := p.lint(d.lines)
+	sortByLine(warns)
+	p.warnings = warns
+	if len(errs) > 0 {
+		return nil, errs, warns
+	}
+	return p, nil, warns
+}
+
 // expandPresets fills each SLI that names a preset with the preset's
-// fields, where the SLI leaves them empty.
-func (p *Policy) expandPresets(lines map[string]int) []error {
+// fields, where the SLI leaves them out (an explicit `objective: 0` stays
+// 0, and validation says so).
+func (p *Policy) expandPresets(d *decoder) []error {
 	var errs []error
 	for i := range p.Spec.SLIs {
 		s := &p.Spec.SLIs[i]
 		if s.Preset == "" {
 			continue
 		}
+		path := fmt.Sprintf("spec.slis[%d]", i)
+		absent := func(field string) bool { return !d.given[path+"."+field] }
 		base, ok := sliPresets[s.Preset]
 		if !ok {
-			path := fmt.Sprintf("spec.slis[%d].preset", i)
-			errs = append(errs, &FieldError{Path: path, Line: lines[path], Msg: fmt.Sprintf("unknown SLI preset %q (known: %s)", s.Preset, strings.Join(SLIPresetNames(), ", "))})
+			errs = append(errs, &FieldError{Path: path + ".preset", Line: d.lines[path+".preset"], Msg: fmt.Sprintf("unknown SLI preset %q (known: %s)", s.Preset, strings.Join(SLIPresetNames(), ", "))})
 			continue
 		}
-		if s.Name == "" {
+		if absent("name") {
 			s.Name = s.Preset
 		}
-		if s.Description == "" {
+		if absent("description") {
 			s.Description = base.Description
 		}
-		if s.Objective == 0 {
+		if absent("objective") {
 			s.Objective = base.Objective
 		}
-		if s.Allowance == 0 {
+		if absent("allowance") {
 			s.Allowance = base.Allowance
 		}
 		if s.Ratio == nil && s.Rate == nil {
@@ -151,34 +283,47 @@ func (p *Policy) expandPresets(lines map[string]int) []error {
 	return errs
 }
 
-func (p *Policy) defaults() {
+// defaults fills the fields the document leaves out. A field given a zero
+// keeps it, for validate to refuse: a zero written in a policy is a
+// mistake or a wish the default would silently overrule.
+func (p *Policy) defaults(d *decoder) {
 	s := &p.Spec
-	if s.Alpha == 0 {
+	absent := func(path string) bool { return !d.given[path] }
+	if absent("spec.alpha") {
 		s.Alpha = DefaultAlpha
 	}
-	if s.Interval == 0 {
+	if absent("spec.interval") {
 		s.Interval = DefaultInterval
 	}
-	if s.MinSamples == 0 {
+	if absent("spec.minSamples") {
 		s.MinSamples = DefaultMinSamples
 	}
-	if s.OnQueryError == "" {
+	if absent("spec.onQueryError") {
 		s.OnQueryError = DefaultOnQueryError
 	}
-	if len(s.Windows) == 0 {
+	if absent("spec.windows") {
 		s.Windows = append([]WindowPair(nil), DefaultWindows...)
 	}
-	if s.Baseline.MaxRatio == 0 {
+	if absent("spec.baseline.maxRatio") {
 		s.Baseline.MaxRatio = DefaultMaxRatio
+	}
+	if absent("spec.baseline.minBurn") {
+		s.Baseline.MinBurn = DefaultMinBurn
 	}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
-func (p *Policy) validate(lines map[string]int) []error {
+func (p *Policy) validate(d *decoder) []error {
+	lines := d.lines
 	var errs []error
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, &FieldError{Path: path, Line: lineOf(lines, path), Msg: fmt.Sprintf(format, args...)})
+	}
+	// orDefault tells the author of an explicit zero how to get the
+	// default instead.
+	orDefault := func(field string, def any) string {
+		return fmt.Sprintf(" (leave %s out for the default %v)", field, def)
 	}
 	if p.APIVersion != APIVersion {
 		bad("apiVersion", "must be %q, got %q", APIVersion, p.APIVersion)
@@ -190,17 +335,31 @@ func (p *Policy) validate(lines map[string]int) []error {
 		bad("metadata.name", "must be a DNS-1123 label (lower-case letters, digits, '-'), got %q", p.Metadata.Name)
 	}
 	s := &p.Spec
-	if !(s.Alpha > 0 && s.Alpha < 0.5) {
+	switch {
+	case s.Alpha == 0:
+		bad("spec.alpha", "must be in (0, 0.5), got 0%s", orDefault("alpha", DefaultAlpha))
+	case !(s.Alpha > 0 && s.Alpha < 0.5):
 		bad("spec.alpha", "must be in (0, 0.5), got %g", s.Alpha)
 	}
-	if s.Interval < model.Duration(time.Second) {
+	switch {
+	case s.Interval == 0:
+		bad("spec.interval", "must be at least 1s, got 0s%s", orDefault("interval", DefaultInterval))
+	case s.Interval < model.Duration(time.Second):
 		bad("spec.interval", "must be at least 1s, got %s", s.Interval)
 	}
-	if !(s.MinSamples >= 1) || math.IsInf(s.MinSamples, 0) {
+	switch {
+	case s.MinSamples == 0:
+		// 0 is not "no floor": a pass needs at least one event, and 1 is
+		// the least evidence a policy can ask for.
+		bad("spec.minSamples", "must be at least 1, got 0: a pass needs events (minSamples: 1 is the least; leave minSamples out for the default %d)", DefaultMinSamples)
+	case !(s.MinSamples >= 1) || math.IsInf(s.MinSamples, 0):
 		bad("spec.minSamples", "must be at least 1, got %g", s.MinSamples)
 	}
 	if s.OnQueryError != "hold" && s.OnQueryError != "fail" {
 		bad("spec.onQueryError", `must be "hold" or "fail", got %q`, s.OnQueryError)
+	}
+	if len(s.Windows) == 0 && d.given["spec.windows"] {
+		bad("spec.windows", "empty: give at least one window pair%s", orDefault("windows", "5m/1m>10×, 15m/3m>2×"))
 	}
 	for i, w := range s.Windows {
 		path := fmt.Sprintf("spec.windows[%d]", i)
@@ -216,10 +375,14 @@ func (p *Policy) validate(lines map[string]int) []error {
 			bad(path+".factor", "must be at least 1 (a healthy canary burns at most 1×), got %g", w.Factor)
 		}
 	}
-	if b := s.Baseline; !(b.MaxRatio >= 1) || math.IsInf(b.MaxRatio, 0) {
+	switch b := s.Baseline; {
+	case b.MaxRatio == 0:
+		bad("spec.baseline.maxRatio", "must be at least 1, got 0%s", orDefault("maxRatio", DefaultMaxRatio))
+	case !(b.MaxRatio >= 1) || math.IsInf(b.MaxRatio, 0):
 		bad("spec.baseline.maxRatio", "must be at least 1, got %g", b.MaxRatio)
-	} else if b.MinBurn < 0 || math.IsNaN(b.MinBurn) {
-		bad("spec.baseline.minBurn", "must not be negative, got %g", b.MinBurn)
+	}
+	if b := s.Baseline; b.MinBurn < 0 || math.IsNaN(b.MinBurn) || math.IsInf(b.MinBurn, 0) {
+		bad("spec.baseline.minBurn", "must be a burn rate of 0 or more, got %g (0: fail a canary worse than stable even within its budget)", b.MinBurn)
 	}
 	stages := map[string]bool{}
 	for i, st := range s.Stages {
@@ -230,8 +393,11 @@ func (p *Policy) validate(lines map[string]int) []error {
 			bad(path+".name", "duplicate stage %q", st.Name)
 		}
 		stages[st.Name] = true
-		if st.Soak < 0 {
-			bad(path+".soak", "must not be negative, got %s", st.Soak)
+		switch {
+		case !d.given[path+".soak"]:
+			bad(path+".soak", "missing: the least time the stage must run, and pass, before the next may start, e.g. 10m")
+		case st.Soak <= 0:
+			bad(path+".soak", "must be positive, got %s: a stage passes only after soaking this long", st.Soak)
 		}
 	}
 	if len(s.SLIs) == 0 {
@@ -239,9 +405,15 @@ func (p *Policy) validate(lines map[string]int) []error {
 	}
 	names := map[string]bool{}
 	windows := windowsOf(s.Windows)
+	if len(windows) == 0 {
+		// windows: [] is reported above; check the queries with the
+		// default windows rather than with none.
+		windows = windowsOf(DefaultWindows)
+	}
 	for i := range s.SLIs {
 		sli := &s.SLIs[i]
 		path := fmt.Sprintf("spec.slis[%d]", i)
+		given := func(field string) bool { return d.given[path+"."+field] }
 		if _, known := sliPresets[sli.Preset]; sli.Preset != "" && !known {
 			continue // reported by expandPresets
 		}
@@ -266,28 +438,39 @@ func (p *Policy) validate(lines map[string]int) []error {
 			if r.Total == "" {
 				bad(path+".ratio.total", "missing")
 			}
-			if sli.Objective == 0 {
+			switch {
+			case sli.Objective == 0 && !given("objective"):
 				bad(path+".objective", "missing: a ratio SLI needs an objective in percent, e.g. 99.9")
-			} else if !(sli.Objective >= 50 && sli.Objective < 100) {
+			case sli.Objective == 0 && sli.Preset != "":
+				bad(path+".objective", "must be a percentage of good events in [50, 100), got 0 (leave objective out for preset %s's %g)", sli.Preset, sliPresets[sli.Preset].Objective)
+			case !(sli.Objective >= 50 && sli.Objective < 100):
 				bad(path+".objective", "must be a percentage of good events in [50, 100), got %g (99.9 means a 0.1 %% budget)", sli.Objective)
 			}
-			if sli.Allowance != 0 {
+			if sli.Allowance != 0 || given("allowance") {
 				bad(path+".allowance", "only for rate SLIs")
 			}
 		case sli.Rate != nil:
 			if sli.Rate.Events == "" {
 				bad(path+".rate.events", "missing")
 			}
-			if sli.Allowance == 0 {
+			switch {
+			case sli.Allowance == 0 && !given("allowance"):
 				bad(path+".allowance", "missing: a rate SLI needs an allowance in events per hour")
-			} else if !(sli.Allowance > 0) || math.IsInf(sli.Allowance, 0) {
+			case sli.Allowance == 0 && sli.Preset != "":
+				bad(path+".allowance", "must be a positive number of events per hour, got 0 (leave allowance out for preset %s's %g)", sli.Preset, sliPresets[sli.Preset].Allowance)
+			case !(sli.Allowance > 0) || math.IsInf(sli.Allowance, 0):
 				bad(path+".allowance", "must be a positive number of events per hour, got %g", sli.Allowance)
 			}
-			if sli.Objective != 0 {
+			if sli.Objective != 0 || given("objective") {
 				bad(path+".objective", "only for ratio SLIs")
 			}
 		}
-		for _, err := range sli.compile(path, windows) {
+		cerrs := sli.compile(path, windows)
+		perr := checkPartTargets(path, sli, cerrs)
+		if len(perr) > 0 {
+			cerrs = withoutSLITargetError(path, cerrs)
+		}
+		for _, err := range append(cerrs, perr...) {
 			var fe *FieldError
 			if errors.As(err, &fe) && fe.Line == 0 {
 				fe.Line = lineOf(lines, fe.Path)

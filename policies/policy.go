@@ -30,6 +30,8 @@ type Policy struct {
 	// source names where the policy came from (file path or preset name),
 	// for error messages.
 	source string
+	// warnings are what lint finds in a policy that loads (see Warnings).
+	warnings []error
 }
 
 // Metadata names a policy.
@@ -38,7 +40,11 @@ type Metadata struct {
 	Description string `yaml:"description"`
 }
 
-// Spec is the body of a policy.
+// Spec is the body of a policy. A default applies only to a field the
+// document leaves out (or gives as null): a field written as zero
+// (`alpha: 0`, `interval: 0s`, `windows: []`, `maxRatio: 0`,
+// `minSamples: 0`) is an error naming its line, except minBurn, where 0
+// means what it says.
 type Spec struct {
 	// Alpha bounds the chance of failing a healthy canary over all the looks
 	// of one stage (0 < alpha < 0.5). Default 0.05.
@@ -49,7 +55,8 @@ type Spec struct {
 	Interval model.Duration `yaml:"interval"`
 	// MinSamples is the number of events (requests, observations, jobs) a
 	// ratio SLI needs in its longest window before it may pass or fail;
-	// below it the SLI holds. Default 100.
+	// below it the SLI holds. Default 100; at least 1 (an explicit 0 is an
+	// error, not "no floor").
 	MinSamples float64 `yaml:"minSamples"`
 	// OnQueryError says what a query error does to the verdict: "hold"
 	// (default: an outage of Prometheus pauses the rollout) or "fail".
@@ -89,9 +96,13 @@ type Baseline struct {
 	// MaxRatio is how many times worse than stable the canary may be before
 	// a significant difference fails it. Default 2.
 	MaxRatio float64 `yaml:"maxRatio"`
-	// MinBurn is the canary burn rate below which a difference from stable
-	// is not acted on, however significant. Default 0 (issue: "fail even
-	// within the absolute budget").
+	// MinBurn is the canary burn rate (its bad share over its budget, or
+	// its rate over its allowance, in the longest window) below which a
+	// significant difference from stable is not acted on. Default 1: a
+	// canary inside its own budget is never rolled back for being worse
+	// than stable (DESIGN.md, "Baseline"). An explicit 0 asks for that:
+	// fail a canary significantly worse than stable even within its
+	// budget. Must be 0 or more.
 	MinBurn float64 `yaml:"minBurn"`
 }
 
@@ -170,6 +181,12 @@ func (s *SLI) Budget() float64 {
 
 // Source names where the policy came from.
 func (p *Policy) Source() string { return p.source }
+
+// Warnings returns what lint finds in a policy that loads, each a
+// *FieldError with its line: an `le` or `quantile` matcher that only one
+// spelling of its number satisfies. They do not stop a policy from
+// loading; `phaseguard lint` fails on them.
+func (p *Policy) Warnings() []error { return p.warnings }
 
 // Windows returns every distinct window of the policy's pairs, longest first.
 func (p *Policy) Windows() []time.Duration { return windowsOf(p.Spec.Windows) }

@@ -1,0 +1,237 @@
+package policies
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// This file holds the checks of an SLI's queries that look at each part on
+// its own, apart from compile (query.go), which builds the batched query:
+// that every part selects the target, and lint's check of le and quantile
+// matchers.
+
+// sliPart is one query of an SLI as written, with its field name.
+type sliPart struct {
+	field string // e.g. ratio.bad
+	expr  string
+}
+
+// partsOf returns the queries an SLI gives, in field order.
+func partsOf(s *SLI) []sliPart {
+	var out []sliPart
+	add := func(field, expr string) {
+		if strings.TrimSpace(expr) != "" {
+			out = append(out, sliPart{field, expr})
+		}
+	}
+	if r := s.Ratio; r != nil {
+		add("ratio.bad", r.Bad)
+		add("ratio.good", r.Good)
+		add("ratio.total", r.Total)
+	}
+	if r := s.Rate; r != nil {
+		add("rate.events", r.Events)
+		add("rate.presence", r.Presence)
+	}
+	return out
+}
+
+// partParser parses parts for these checks, with Prometheus's defaults.
+var partParser = parser.NewParser(parser.Options{})
+
+// parsePart parses a part with a stand-in for $window. It reports false
+// when the part does not parse; compile reports why.
+func parsePart(expr string) (parser.Expr, bool) {
+	e, err := partParser.ParseExpr(strings.ReplaceAll(expr, PlaceholderWindow, model.Duration(time.Minute).String()))
+	return e, err == nil
+}
+
+// checkPartTargets reports every part of s that selects nothing through
+// an equality matcher on $hash or $service. A part is counted on its own
+// target: `bad: vector(0)`, or a bad query on a metric of every version,
+// would give a failing canary the numbers of something else. Parts with a
+// problem in compiled (compile's errors) are left to that problem.
+func checkPartTargets(path string, s *SLI, compiled []error) []error {
+	var errs []error
+	for _, part := range partsOf(s) {
+		fp := join(path, part.field)
+		e, ok := parsePart(part.expr)
+		if !ok || slices.ContainsFunc(compiled, func(err error) bool {
+			fe, ok := err.(*FieldError)
+			return ok && fe.Path == fp
+		}) {
+			continue
+		}
+		if !selectsTarget(e) {
+			errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf(
+				`query %q does not select the target: none of its selectors has a matcher ="$hash" or ="$service", so it gives the same numbers for canary and stable`, part.expr)})
+		}
+	}
+	return errs
+}
+
+// selectsTarget reports whether some selector of e has an equality matcher
+// whose value is $hash or $service.
+func selectsTarget(e parser.Expr) bool {
+	found := false
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		if vs, ok := node.(*parser.VectorSelector); ok {
+			for _, m := range vs.LabelMatchers {
+				if m.Type == labels.MatchEqual && (m.Value == PlaceholderHash || m.Value == PlaceholderService) {
+					found = true
+				}
+			}
+		}
+		return nil
+	})
+	return found
+}
+
+// withoutSLITargetError drops compile's problem for an SLI none of whose
+// parts selects the target, which checkPartTargets reports part by part.
+func withoutSLITargetError(path string, errs []error) []error {
+	return slices.DeleteFunc(errs, func(err error) bool {
+		fe, ok := err.(*FieldError)
+		return ok && fe.Path == path && strings.HasPrefix(fe.Msg, "no query selects the target")
+	})
+}
+
+// lint reports what a policy that loads may still get wrong, each as a
+// *FieldError at the line of its SLI part: an exact le or quantile matcher
+// that only one spelling of its number satisfies (see spellings).
+func (p *Policy) lint(lines map[string]int) []error {
+	var errs []error
+	for i := range p.Spec.SLIs {
+		path := fmt.Sprintf("spec.slis[%d]", i)
+		for _, part := range partsOf(&p.Spec.SLIs[i]) {
+			e, ok := parsePart(part.expr)
+			if !ok {
+				continue
+			}
+			fp := join(path, part.field)
+			seen := map[string]bool{}
+			parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+				vs, ok := node.(*parser.VectorSelector)
+				if !ok {
+					return nil
+				}
+				for _, m := range vs.LabelMatchers {
+					if msg := spellingProblem(m); msg != "" && !seen[m.String()] {
+						seen[m.String()] = true
+						errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: msg})
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return errs
+}
+
+// spellings returns the ways servers may store the number f of an le or
+// quantile label written v, v first, without repeats:
+//
+//   - Go's shortest form ("2", "0.5", "1e+06"): client_golang's text
+//     format, which Prometheus 2 stores as scraped;
+//   - OpenMetrics' canonical form ("2.0", "0.5", "1e+06"): what an
+//     OpenMetrics exposition writes and what Prometheus 3 rewrites every
+//     le and quantile value to (labels.FormatOpenMetricsFloat);
+//   - for whole numbers below 1e7, the decimal "1000000.0" that
+//     client_python and client_java write and Prometheus 2 keeps.
+func spellings(v string, f float64) []string {
+	out := []string{v}
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(strconv.FormatFloat(f, 'g', -1, 64))
+	add(labels.FormatOpenMetricsFloat(f))
+	if f == math.Trunc(f) && math.Abs(f) < 1e7 {
+		add(strconv.FormatFloat(f, 'f', -1, 64) + ".0")
+	}
+	return out
+}
+
+// spellingProblem returns why an le or quantile matcher holds for only
+// some spellings of its numbers, with a matcher that holds for all, or ""
+// when it holds for every spelling (or is not about numbers).
+func spellingProblem(m *labels.Matcher) string {
+	if m.Name != model.BucketLabel && m.Name != model.QuantileLabel {
+		return ""
+	}
+	// values are the matcher's literal values, and want every spelling of
+	// each, for the suggested regular expression.
+	var values, want []string
+	switch m.Type {
+	case labels.MatchEqual, labels.MatchNotEqual:
+		values = []string{m.Value}
+	default:
+		values = m.SetMatches() // nil for a pattern that is not a list of values
+	}
+	var missed []string
+	for _, v := range values {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			want = append(want, v)
+			continue
+		}
+		for _, s := range spellings(v, f) {
+			if !slices.Contains(want, s) {
+				want = append(want, s)
+			}
+			// The regular expression itself must hold for s, whether the
+			// matcher keeps (=~) or drops (!~) what it matches.
+			holds := s == v
+			if m.Type == labels.MatchRegexp || m.Type == labels.MatchNotRegexp {
+				holds = m.Matches(s) == (m.Type == labels.MatchRegexp)
+			}
+			if !holds {
+				missed = append(missed, strconv.Quote(s))
+			}
+		}
+	}
+	if len(missed) == 0 {
+		return ""
+	}
+	re := make([]string, len(want))
+	for i, s := range want {
+		re[i] = regexp.QuoteMeta(s)
+	}
+	typ := labels.MatchRegexp
+	if m.Type == labels.MatchNotEqual || m.Type == labels.MatchNotRegexp {
+		typ = labels.MatchNotRegexp
+	}
+	fix := fmt.Sprintf("%s%s%s", m.Name, typ, strconv.Quote(strings.Join(re, "|")))
+	verb, effect, holds := "match", "selects no series, read as no events", "matches"
+	if typ == labels.MatchNotRegexp {
+		verb, effect, holds = "exclude", "keeps the series it means to drop", "excludes"
+	}
+	number := "number"
+	if len(missed) > 1 {
+		number = "numbers"
+	}
+	return fmt.Sprintf("%s does not %s %s, the same %s spelled otherwise (Prometheus 2 stores each exporter's spelling, Prometheus 3 and OpenMetrics write %s): where it is so spelled, the query %s; use %s, which %s every spelling",
+		m, verb, strings.Join(missed, ", "), number, canonical(values), effect, fix, holds)
+}
+
+// canonical returns the OpenMetrics spellings of the numeric values, for
+// the message.
+func canonical(values []string) string {
+	var out []string
+	for _, v := range values {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out = append(out, strconv.Quote(labels.FormatOpenMetricsFloat(f)))
+		}
+	}
+	return strings.Join(out, ", ")
+}
