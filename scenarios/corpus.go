@@ -24,7 +24,19 @@ var corpusServices = []string{"checkout", "cart", "payments", "search", "ledger"
 //   - a pod restart in 30 % of specs (half of them with a new pod name) and
 //     a scrape gap of 30 s to 4 min in 25 %;
 //   - for faulty specs: a kind, a severity log-uniform in [0.1 %, 100 %],
-//     an onset uniform within the stage and, in 10 %, scope "both".
+//     an onset uniform within the stage and, in 10 %, scope "both";
+//
+// and, from a stream of their own (so the draws above are those of a
+// corpus without them), what real exporters and servers do:
+//
+//   - labelled counter children created on their first event
+//     (Spec.LazyChildren) in 30 % of specs; the rest follow the convention;
+//   - canary pods rescheduled mid-stage (a pod dies, its series end, a new
+//     pod and its series are born) in 20 %, once or twice;
+//   - a canary container restart (its counters drop to zero) in 10 %;
+//   - the newest 75 s to 4 min of application metrics missing (a Cutoff),
+//     of the canary in 8 % and of the stable version in 4 %;
+//   - a canary build that renamed or dropped an export (a Drop) in 6 %.
 //
 // Names are healthy-NNN and faulty-NNN-fK (fK is the fault kind).
 func Corpus(seed int64, healthy, faulty int) []Spec {
@@ -113,9 +125,44 @@ func Corpus(seed int64, healthy, faulty int) []Spec {
 				f.Kind, f.Kind.Name(), f.Severity, f.Scope, s.CanaryRate, s.Shape)
 		}
 		s.Namespace = s.Name
+		realism(&s, newRNG(seed, fmt.Sprintf("realism/%d", i)))
 		specs = append(specs, s)
 	}
 	return specs
+}
+
+// realism draws the exporter and server behaviours of a corpus spec: see
+// Corpus. Restarts of one pod are at least 4 minutes apart, so that a
+// benchmark may shorten the stage by half and the spec stays valid.
+func realism(s *Spec, r *rng) {
+	s.LazyChildren = r.Float64() < 0.3
+	restart := func(pod int, newPod bool) {
+		at := (DefaultWarmUp + time.Minute + time.Duration(r.Int64N(int64(DefaultStage-2*time.Minute)))).Truncate(time.Second)
+		for _, o := range s.Restarts {
+			if o.Version == Canary && o.Pod == pod && (o.At-at).Abs() < 4*time.Minute {
+				return
+			}
+		}
+		s.Restarts = append(s.Restarts, Restart{Version: Canary, Pod: pod, At: at, NewPod: newPod})
+	}
+	if r.Float64() < 0.2 {
+		for range 1 + r.IntN(2) {
+			restart(r.IntN(s.CanaryPods), true)
+		}
+	}
+	if r.Float64() < 0.1 {
+		restart(r.IntN(s.CanaryPods), false)
+	}
+	cut := (75*time.Second + time.Duration(r.Int64N(int64(165*time.Second)))).Truncate(time.Second)
+	switch x := r.Float64(); {
+	case x < 0.08:
+		s.Cutoffs = []Cutoff{{Version: Canary, For: cut}}
+	case x < 0.12:
+		s.Cutoffs = []Cutoff{{Version: Stable, For: cut}}
+	}
+	if r.Float64() < 0.06 {
+		s.Drops = []Drop{Drops[r.IntN(len(Drops))]}
+	}
 }
 
 // WriteDir generates every spec and writes NAME.om and NAME.truth.json into

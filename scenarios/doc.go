@@ -34,6 +34,15 @@
 //
 // where destination_version holds the pod template hash.
 //
+// Real exporters and servers are messier than the convention, and a Spec
+// can say so (see "What a response means" in DESIGN.md): labelled counter
+// children created on their first event instead of at zero
+// (Spec.LazyChildren), pods that die and are born mid-stage and container
+// restarts that reset counters (Spec.Restarts), scrape gaps (Spec.Gaps),
+// missing newest minutes (Spec.Cutoffs) and a canary build that renamed or
+// dropped an export (Spec.Drops). [Truth.Answer] states the right decision
+// for each.
+//
 // The package embeds a few demo scenarios ([Demo], [Lookup]); they are
 // regenerated with `go generate ./scenarios/`.
 package scenarios

@@ -1,6 +1,9 @@
 package scenarios
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Scenario is a generated scenario.
 type Scenario struct {
@@ -65,6 +68,8 @@ type podState struct {
 	sRetry  *series
 	sReady  *series
 	sLabels *series
+	// created is set once the application series exist.
+	created bool
 }
 
 type generator struct {
@@ -102,6 +107,9 @@ func newGenerator(p *plan) *generator {
 	def("kube_pod_status_ready", gaugeType, "", "Describes whether the pod is ready to serve requests.")
 	def("kube_pod_labels", gaugeType, "", "Kubernetes labels converted to Prometheus labels.")
 	def("istio_requests", counterType, "", "Requests seen by the source proxy.")
+	// The names a canary build with a Drop exports instead.
+	def("phase_schema_failures", counterType, "", "Requests that failed on a schema of the wrong phase.")
+	def("phase_propagation_duration_seconds", histogramType, "seconds", "Seconds from a phase change until every consumer saw it.")
 
 	s := p.spec
 	for _, v := range []Version{Stable, Canary} {
@@ -325,28 +333,39 @@ func (g *generator) scrape(t int64) {
 		if ps.inGap(t) {
 			continue
 		}
-		if ps.sHist == nil {
+		if !ps.created {
 			g.createPodSeries(ps)
 		}
+		// A labelled child of a lazy exporter exists from its first event
+		// since the process started; a dropped export has no series.
+		child := func(se *series, v int64) {
+			if se != nil && (v > 0 || !s.LazyChildren) {
+				se.points = append(se.points, point{t, v})
+			}
+		}
 		for i := range phases {
-			ps.sReq[i].points = append(ps.sReq[i].points, point{t, ps.reqs[i]})
+			child(ps.sReq[i], ps.reqs[i])
 		}
 		for i := range transitions {
-			ps.sTr[i].points = append(ps.sTr[i].points, point{t, ps.tr[i]})
+			child(ps.sTr[i], ps.tr[i])
 		}
 		for i := range ps.obs {
 			for j := range 2 {
-				ps.sObs[i][j].points = append(ps.sObs[i][j].points, point{t, ps.obs[i][j]})
+				child(ps.sObs[i][j], ps.obs[i][j])
 			}
 		}
 		for j := range 2 {
-			ps.sJobs[j].points = append(ps.sJobs[j].points, point{t, ps.jobs[j]})
+			child(ps.sJobs[j], ps.jobs[j])
 		}
 		ps.sSchema.points = append(ps.sSchema.points, point{t, ps.schema})
-		h := ps.hist
-		h.t = t
-		ps.sHist.hist = append(ps.sHist.hist, h)
-		ps.sRetry.points = append(ps.sRetry.points, point{t, ps.retries})
+		if ps.sHist != nil {
+			h := ps.hist
+			h.t = t
+			ps.sHist.hist = append(ps.sHist.hist, h)
+		}
+		if ps.sRetry != nil {
+			ps.sRetry.points = append(ps.sRetry.points, point{t, ps.retries})
+		}
 	}
 	// Istio creates a series on its first request.
 	for _, v := range []Version{Stable, Canary} {
@@ -377,28 +396,51 @@ func (g *generator) scrape(t int64) {
 
 // createPodSeries creates the application series of a pod. Every label
 // combination starts at zero, as the Prometheus instrumentation guide
-// recommends, so ratios have a denominator from the first scrape.
+// recommends, so ratios have a denominator from the first scrape; with
+// Spec.LazyChildren a labelled child gets its first sample at its first
+// event instead (see scrape). A canary pod exports its Spec.Drops: a
+// renamed family, a bad label value spelled another way, or no series.
 func (g *generator) createPodSeries(ps *podState) {
 	s := g.p.spec
+	ps.created = true
 	base := func(extra ...label) []label {
 		return append([]label{
 			{"namespace", s.Namespace}, {"service", s.Service},
 			{"pod_template_hash", ps.hash}, {"pod", ps.name},
 		}, extra...)
 	}
+	drops := func(d Drop) bool { return ps.version == Canary && slices.Contains(s.Drops, d) }
 	for i, ph := range phases {
 		ps.sReq[i] = g.fams["phase_requests"].add(base(label{"phase", ph})...)
 	}
-	for i, tr := range transitions {
-		ps.sTr[i] = g.fams["phase_transitions"].add(base(label{"from", tr.from}, label{"to", tr.to})...)
+	if !drops(DropTransitions) {
+		for i, tr := range transitions {
+			ps.sTr[i] = g.fams["phase_transitions"].add(base(label{"from", tr.from}, label{"to", tr.to})...)
+		}
+	}
+	disagree, duplicate := "false", "true"
+	if drops(DropAgreeValue) {
+		disagree = "no"
+	}
+	if drops(DropDuplicateValue) {
+		duplicate = "yes"
 	}
 	for i, c := range s.Consumers {
 		ps.sObs[i][0] = g.fams["phase_observations"].add(base(label{"consumer", c}, label{"agree", "true"})...)
-		ps.sObs[i][1] = g.fams["phase_observations"].add(base(label{"consumer", c}, label{"agree", "false"})...)
+		ps.sObs[i][1] = g.fams["phase_observations"].add(base(label{"consumer", c}, label{"agree", disagree})...)
 	}
 	ps.sJobs[0] = g.fams["phase_job_executions"].add(base(label{"duplicate", "false"})...)
-	ps.sJobs[1] = g.fams["phase_job_executions"].add(base(label{"duplicate", "true"})...)
-	ps.sSchema = g.fams["phase_schema_errors"].add(base()...)
-	ps.sHist = g.fams["phase_propagation_seconds"].add(base()...)
-	ps.sRetry = g.fams["phase_reconcile_retries"].add(base()...)
+	ps.sJobs[1] = g.fams["phase_job_executions"].add(base(label{"duplicate", duplicate})...)
+	schema, prop := "phase_schema_errors", "phase_propagation_seconds"
+	if drops(DropSchemaErrors) {
+		schema = "phase_schema_failures"
+	}
+	if drops(DropPropagation) {
+		prop = "phase_propagation_duration_seconds"
+	}
+	ps.sSchema = g.fams[schema].add(base()...)
+	ps.sHist = g.fams[prop].add(base()...)
+	if !drops(DropRetries) {
+		ps.sRetry = g.fams["phase_reconcile_retries"].add(base()...)
+	}
 }

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -78,7 +79,10 @@ func writeOpenMetrics(fams []*family) []byte {
 	}
 	b.Grow(lines * 160) // bytes per line, about
 	for _, f := range fams {
-		if len(f.series) == 0 {
+		// A series without samples (a lazy child that never had an
+		// event) is not written, nor a family without a written series.
+		written := slices.DeleteFunc(slices.Clone(f.series), func(s *series) bool { return len(s.points) == 0 && len(s.hist) == 0 })
+		if len(written) == 0 {
 			continue
 		}
 		b.WriteString("# HELP " + f.name + " " + escapeHelp(f.help) + "\n")
@@ -88,15 +92,15 @@ func writeOpenMetrics(fams []*family) []byte {
 		}
 		switch f.typ {
 		case counterType:
-			for _, s := range f.series {
+			for _, s := range written {
 				writePoints(&b, f.name+"_total", s)
 			}
 		case gaugeType:
-			for _, s := range f.series {
+			for _, s := range written {
 				writePoints(&b, f.name, s)
 			}
 		case histogramType:
-			for _, s := range f.series {
+			for _, s := range written {
 				writeHistogram(&b, f.name, s)
 			}
 		}

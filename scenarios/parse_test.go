@@ -130,11 +130,16 @@ next:
 }
 
 // increase sums what the matching counters grew by in [from, to], counter
-// resets included, like PromQL's increase() without extrapolation.
+// resets included, like PromQL's increase() without extrapolation, except
+// that a series whose first sample is after from (created inside the
+// range, as a lazy child is on its first event) counts from zero.
 func (p *parsed) increase(from, to int64, name string, pairs ...string) float64 {
 	var sum float64
 	for _, s := range p.match(name, pairs...) {
 		prev := math.NaN()
+		if len(s.points) > 0 && s.points[0].t > from {
+			prev = 0
+		}
 		for _, pt := range s.points {
 			if pt.t < from || pt.t > to {
 				continue

@@ -146,6 +146,27 @@ func (p *pod) serving(lo, hi int64, cuts ...int64) []interval {
 	return slices.DeleteFunc(segs, func(s interval) bool { return s.to <= s.from })
 }
 
+// appSamples returns the most application samples any pod of version v
+// has in (from, to]: the samples an increase() over that range reads.
+func (p *plan) appSamples(v Version, from, to int64) int {
+	most := 0
+	for _, pd := range p.pods {
+		if pd.version != v {
+			continue
+		}
+		n := 0
+		// Scrapes fall on p.start + k*p.interval.
+		t := p.start + max(0, (from-p.start)/p.interval+1)*p.interval
+		for ; t <= to; t += p.interval {
+			if t > from && pd.alive(t) && !pd.inGap(t) {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
 // burst multiplies the request rate during [from, to).
 type burst struct {
 	interval
@@ -164,6 +185,7 @@ type plan struct {
 	bursts                  []burst
 	restartTruth            []RestartTruth
 	gapTruth                []GapTruth
+	cutoffTruth             []CutoffTruth
 	initialNames, allByVers map[Version][]string
 }
 
@@ -274,6 +296,19 @@ func newPlan(s Spec) *plan {
 		}
 		p.gapTruth = append(p.gapTruth, GapTruth{Version: g.Version, Pod: pd.name,
 			From: time.UnixMilli(from).UTC(), To: time.UnixMilli(to).UTC()})
+	}
+	// A cutoff is a gap on every pod of its version, from End-For on.
+	for _, c := range s.Cutoffs {
+		from := p.end - c.For.Milliseconds()
+		for _, q := range p.pods {
+			if q.version != c.Version || q.died <= from {
+				continue
+			}
+			q.gaps = append(q.gaps, interval{from, p.end + 1})
+			p.gapTruth = append(p.gapTruth, GapTruth{Version: c.Version, Pod: q.name,
+				From: time.UnixMilli(from).UTC(), To: time.UnixMilli(p.end + 1).UTC()})
+		}
+		p.cutoffTruth = append(p.cutoffTruth, CutoffTruth{Version: c.Version, At: time.UnixMilli(from).UTC()})
 	}
 	for _, pd := range p.pods {
 		p.planFlaps(pd)
@@ -441,8 +476,15 @@ func (p *plan) truth() Truth {
 			RetriesPerHour:  b.RetriesPerHour,
 			CanaryBurn:      burns(b, s.CanaryPods, nil),
 		},
-		Restarts: append([]RestartTruth{}, p.restartTruth...),
-		Gaps:     append([]GapTruth{}, p.gapTruth...),
+		Restarts:     append([]RestartTruth{}, p.restartTruth...),
+		Gaps:         append([]GapTruth{}, p.gapTruth...),
+		LazyChildren: s.LazyChildren,
+		Cutoffs:      append([]CutoffTruth{}, p.cutoffTruth...),
+		Drops:        []DropTruth{},
+		Answer:       p.answer(),
+	}
+	for _, d := range s.Drops {
+		t.Drops = append(t.Drops, DropTruth{Drop: d, SLI: DropSLI(d)})
 	}
 	if f := s.Fault; f != nil {
 		ft := &FaultTruth{

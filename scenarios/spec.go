@@ -198,6 +198,70 @@ type Gap struct {
 	For time.Duration
 }
 
+// Cutoff is the newest minutes of one version's application metrics
+// missing from the data: its pods crash-loop and are not scraped, a scrape
+// gap, or the newest samples have not reached the query path yet
+// (ingestion lag). kube-state-metrics and Istio, scraped from other pods,
+// are not cut.
+type Cutoff struct {
+	Version Version
+	// For is how long before the end of the data the cut starts: no pod of
+	// the version has an application sample at or after End-For.
+	For time.Duration
+}
+
+// Drop is an export the canary build changed so that the metric
+// convention's queries no longer find it on canary pods: a renamed or
+// dropped counter, or a bad label value spelled another way. Stable pods
+// export as before. Each Drop hides one SLI of the canary (DropSLI); its
+// events go on happening.
+type Drop string
+
+// Drops of a canary build.
+const (
+	// DropSchemaErrors: phase_schema_errors_total is renamed
+	// phase_schema_failures_total. The schema_errors SLI's bad events are
+	// absent while its total (phase_requests_total) is not.
+	DropSchemaErrors Drop = "schema-errors-renamed"
+	// DropDuplicateValue: phase_job_executions_total spells
+	// duplicate="yes" for duplicate="true"; the total still counts them.
+	DropDuplicateValue Drop = "duplicate-respelled"
+	// DropAgreeValue: phase_observations_total spells agree="no" for
+	// agree="false"; the total still counts them.
+	DropAgreeValue Drop = "agree-respelled"
+	// DropTransitions: phase_transitions_total is not exported.
+	DropTransitions Drop = "transitions-dropped"
+	// DropRetries: phase_reconcile_retries_total is not exported, while
+	// phase_requests_total (the preset's presence check) is.
+	DropRetries Drop = "retries-dropped"
+	// DropPropagation: phase_propagation_seconds is renamed
+	// phase_propagation_duration_seconds.
+	DropPropagation Drop = "propagation-renamed"
+)
+
+// Drops lists every Drop.
+var Drops = []Drop{DropSchemaErrors, DropDuplicateValue, DropAgreeValue, DropTransitions, DropRetries, DropPropagation}
+
+// DropSLI returns the SLI (a key of the burn maps of [Truth]) that d hides,
+// or "" for an unknown Drop.
+func DropSLI(d Drop) string {
+	switch d {
+	case DropSchemaErrors:
+		return SLISchemaErrors
+	case DropDuplicateValue:
+		return SLIDuplicate
+	case DropAgreeValue:
+		return SLIPhaseMismatch
+	case DropTransitions:
+		return SLIFlaps
+	case DropRetries:
+		return SLIReconcileRetries
+	case DropPropagation:
+		return SLISlowPropagation
+	}
+	return ""
+}
+
 // Spec describes one scenario. Zero fields take the defaults above.
 //
 // The data spans [Start, Start+WarmUp+Stage]. The stable pods run all along;
@@ -244,6 +308,22 @@ type Spec struct {
 	Background *Background
 	Restarts   []Restart
 	Gaps       []Gap
+
+	// LazyChildren makes the pods' exporters create each labelled child
+	// of a counter on its first event, as client libraries do when the
+	// application does not initialise its children: a child such as
+	// phase_requests_total{phase="draining"} has no sample until its
+	// first event, and its first sample is the count so far, often above
+	// zero. A restarted process has no children until their next event.
+	// When false, every labelled child is created at zero when the pod
+	// starts, as the metric convention of DESIGN.md asks. Unlabelled
+	// counters and the histogram start at zero either way.
+	LazyChildren bool
+	// Cutoffs are missing newest minutes, at most one per version.
+	Cutoffs []Cutoff
+	// Drops are exports the canary build changed, each at most once.
+	Drops []Drop
+
 	// Fault is nil for a healthy scenario.
 	Fault *Fault
 }
@@ -314,6 +394,8 @@ func (s Spec) WithDefaults() Spec {
 		}
 	}
 	s.Gaps = slices.Clone(s.Gaps)
+	s.Cutoffs = slices.Clone(s.Cutoffs)
+	s.Drops = slices.Clone(s.Drops)
 	if s.Fault != nil {
 		f := *s.Fault
 		if f.Scope == "" {
@@ -450,6 +532,26 @@ func (s Spec) Validate() error {
 		}
 		if g.For <= 0 {
 			add(field+".for", "%s must be positive", g.For)
+		}
+	}
+	for i, c := range s.Cutoffs {
+		field := fmt.Sprintf("cutoffs[%d]", i)
+		if c.Version != Stable && c.Version != Canary {
+			add(field+".version", "%q must be %q or %q", c.Version, Stable, Canary)
+		}
+		if c.For < s.ScrapeInterval || c.For >= s.Stage {
+			add(field+".for", "%s must be in [%s, %s) (the scrape interval, the stage)", c.For, s.ScrapeInterval, s.Stage)
+		}
+		if slices.ContainsFunc(s.Cutoffs[:i], func(o Cutoff) bool { return o.Version == c.Version }) {
+			add(field+".version", "%q has a cutoff already", c.Version)
+		}
+	}
+	for i, d := range s.Drops {
+		field := fmt.Sprintf("drops[%d]", i)
+		if !slices.Contains(Drops, d) {
+			add(field, "%q must be one of %v", d, Drops)
+		} else if slices.Contains(s.Drops[:i], d) {
+			add(field, "%q is listed twice", d)
 		}
 	}
 	if f := s.Fault; f != nil {

@@ -1,8 +1,11 @@
 package scenarios
 
 import (
+	"fmt"
 	"maps"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -71,10 +74,77 @@ type Truth struct {
 
 	Background BackgroundTruth `json:"background"`
 	Restarts   []RestartTruth  `json:"restarts"`
-	Gaps       []GapTruth      `json:"gaps"`
+	// Gaps lists every pod's time without application samples, the pods
+	// of a Cutoff included.
+	Gaps []GapTruth `json:"gaps"`
+	// LazyChildren is Spec.LazyChildren: labelled counter children are
+	// created on their first event, not at zero.
+	LazyChildren bool          `json:"lazy_children"`
+	Cutoffs      []CutoffTruth `json:"cutoffs"`
+	Drops        []DropTruth   `json:"drops"`
 	// Fault is nil (JSON null) for a healthy scenario.
 	Fault *FaultTruth `json:"fault"`
+	// Answer is the right decision at the end of the stage.
+	Answer Answer `json:"answer"`
 }
+
+// CutoffTruth is a version whose application metrics end early: no pod of
+// Version has an application sample at or after At.
+type CutoffTruth struct {
+	Version Version   `json:"version"`
+	At      time.Time `json:"at"`
+}
+
+// DropTruth is an export the canary build changed, and the SLI it hides.
+type DropTruth struct {
+	Drop Drop   `json:"drop"`
+	SLI  string `json:"sli"`
+}
+
+// Decisions an engine gives, as [Answer] names them; they are the values
+// of phaseguard's analysis.Decision.
+const (
+	Pass = "pass"
+	Fail = "fail"
+	Hold = "hold"
+)
+
+// AnswerWindow is the shortest window the right answer assumes a policy
+// evaluates: every window pair of the built-in policies has a short window
+// of at least 1m, and a pass needs every pair evaluated (DESIGN.md, "What a
+// response means"). A version whose pods have fewer than two application
+// samples in the last AnswerWindow (what increase() needs) has no data in
+// that window.
+const AnswerWindow = time.Minute
+
+// Answer is the right decision about the canary at the end of the stage,
+// following DESIGN.md: no data in a window is not zero burn; an absent bad
+// series is zero only when the canary demonstrably exports the metric;
+// both versions equally bad is not the canary's fault.
+//
+//	healthy canary, every SLI observable           pass; fail is wrong
+//	canary without data in the last AnswerWindow    hold; pass is wrong, and fail too for a healthy canary
+//	canary build that dropped an SLI's export       hold (fail if another SLI shows a fault); pass is wrong
+//	fault of the canary at >= 1x its budget         fail; pass is wrong
+//	fault on canary and stable alike, >= 1x         hold; pass and fail are wrong
+//	fault under 1x its budget                       pass; nothing is wrong
+//
+// A stable version without recent data changes nothing: the canary's own
+// SLIs are all observable (a hold for the missing baseline is not wrong).
+type Answer struct {
+	// Right is the decision a correct engine with enough evidence gives:
+	// "pass", "fail" or "hold".
+	Right string `json:"right"`
+	// Wrong lists the decisions that are wrong here; a decision neither
+	// Right nor Wrong is acceptable (a hold where a pass is right costs a
+	// human's look, but vouches for nothing).
+	Wrong []string `json:"wrong"`
+	// Why says so in one line.
+	Why string `json:"why"`
+}
+
+// IsWrong reports whether decision d ("pass", "fail" or "hold") is wrong.
+func (a Answer) IsWrong(d string) bool { return slices.Contains(a.Wrong, d) }
 
 // BackgroundTruth is the background error level of every pod.
 type BackgroundTruth struct {
@@ -207,4 +277,75 @@ func round4(x float64) float64 {
 	}
 	p := math.Pow(10, 3-math.Floor(math.Log10(math.Abs(x))))
 	return math.Round(x*p) / p
+}
+
+// answer returns the right decision about the canary at the end of the
+// stage; see Answer.
+func (p *plan) answer() Answer {
+	s := p.spec
+	win := AnswerWindow.Milliseconds()
+	blind := p.appSamples(Canary, p.end-win, p.end) < 2
+	var hidden []string
+	for _, d := range s.Drops {
+		hidden = append(hidden, DropSLI(d))
+	}
+	slices.Sort(hidden)
+	why := func(base string) string {
+		var parts []string
+		if blind {
+			parts = append(parts, fmt.Sprintf("no canary data in the last %s", modelDuration(AnswerWindow)))
+		}
+		if len(hidden) > 0 {
+			parts = append(parts, fmt.Sprintf("the canary build hides %s", strings.Join(hidden, ", ")))
+		}
+		if len(parts) == 0 {
+			return base
+		}
+		return base + "; " + strings.Join(parts, "; ")
+	}
+	f := s.Fault
+	burn := 0.0
+	if f != nil {
+		for _, b := range burns(*s.Background, s.CanaryPods, f) {
+			burn = math.Max(burn, b)
+		}
+	}
+	switch {
+	case f == nil || burn < 1:
+		base := "healthy canary"
+		if f != nil {
+			base = fmt.Sprintf("%s at %.3gx, under its budget", f.Kind, burn)
+		}
+		wrong := []string{Fail}
+		if f != nil {
+			wrong = nil
+		}
+		switch {
+		case blind:
+			return Answer{Right: Hold, Wrong: []string{Pass, Fail}, Why: why(base)}
+		case len(hidden) > 0:
+			return Answer{Right: Hold, Wrong: []string{Pass}, Why: why(base)}
+		}
+		return Answer{Right: Pass, Wrong: wrong, Why: base}
+	case f.Scope == ScopeBoth:
+		return Answer{Right: Hold, Wrong: []string{Pass, Fail},
+			Why: why(fmt.Sprintf("%s at %.3gx on canary and stable alike: not the canary's fault", f.Kind, burn))}
+	}
+	// The fault shows if an SLI it raises over budget is not hidden, in
+	// at least two canary samples after the onset.
+	visible := 0.0
+	for sli, b := range burns(*s.Background, s.CanaryPods, f) {
+		if !slices.Contains(hidden, sli) {
+			visible = math.Max(visible, b)
+		}
+	}
+	seen := p.appSamples(Canary, p.onset, p.end) >= 2
+	base := fmt.Sprintf("%s at %.3gx its budget", f.Kind, burn)
+	if visible >= 1 && seen {
+		return Answer{Right: Fail, Wrong: []string{Pass}, Why: why(base)}
+	}
+	if !seen {
+		base += ", with no canary data after the onset"
+	}
+	return Answer{Right: Hold, Wrong: []string{Pass}, Why: why(base)}
 }
