@@ -15,7 +15,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -194,6 +193,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		query  string
 		vec    model.Vector
 		err    error
+		done   bool
 	}
 	var jobs []*job
 	query := func(s *policies.SLI, t policies.Target) (string, error) {
@@ -215,17 +215,47 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 			jobs = append(jobs, &job{sli: i, stable: k == 1, query: q})
 		}
 	}
-	sem := make(chan struct{}, e.parallelism)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			j.vec, j.err = e.q.Query(ctx, j.query, at)
-		}()
+	// Queries run at most e.parallelism at a time. Evaluate returns by
+	// ctx's deadline whatever a Querier does: a query that has not
+	// answered by then is a query error, and its late answer is dropped.
+	type answer struct {
+		i   int
+		vec model.Vector
+		err error
 	}
-	wg.Wait()
+	answers := make(chan answer, len(jobs))
+	sem := make(chan struct{}, e.parallelism)
+	go func() {
+		for i, j := range jobs {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				answers <- answer{i: i, err: ctx.Err()}
+				continue
+			}
+			go func() {
+				defer func() { <-sem }()
+				vec, err := e.q.Query(ctx, j.query, at)
+				answers <- answer{i: i, vec: vec, err: err}
+			}()
+		}
+	}()
+	pending := len(jobs)
+collect:
+	for pending > 0 {
+		select {
+		case a := <-answers:
+			jobs[a.i].vec, jobs[a.i].err, jobs[a.i].done = a.vec, a.err, true
+			pending--
+		case <-ctx.Done():
+			for _, j := range jobs {
+				if !j.done {
+					j.err = fmt.Errorf("no answer by the deadline: %w", ctx.Err())
+				}
+			}
+			break collect
+		}
+	}
 
 	v := &Verdict{
 		Time:       at.UTC(),
@@ -239,7 +269,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		v.Since = r.Since.UTC()
 	}
 	for i := range p.Spec.SLIs {
-		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, stableHash: r.StableHash, span: span}
+		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, stableHash: r.StableHash, span: span, canary: canary, stable: stable}
 		for _, j := range jobs {
 			if j.sli != i {
 				continue

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,12 +18,35 @@ import (
 // holds, it never passes.
 var ErrNoData = errors.New("no data")
 
+// ErrCannotTell marks a window whose part is absent although every
+// metric family it reads exists, from a query whose absence does not mean
+// zero (an operation between two vectors, one side empty). It holds.
+var ErrCannotTell = errors.New("absent, and the absence cannot be told from zero")
+
+// absentError is a window without data for a part, naming the families
+// the target has no series of there.
+type absentError struct {
+	part     policies.Part
+	families []string
+}
+
+func (e *absentError) Error() string {
+	if len(e.families) == 0 {
+		return fmt.Sprintf("no %s series", e.part)
+	}
+	return "no series of " + strings.Join(e.families, ", ")
+}
+
+func (e *absentError) Unwrap() error { return ErrNoData }
+
 type sliInput struct {
 	sli        *policies.SLI
 	policy     *policies.Policy
 	a          float64       // per-test level
 	span       time.Duration // time since the stage started, when shorter than a window; else 0
 	stableHash string
+	canary     policies.Target
+	stable     policies.Target
 
 	canaryQuery, stableQuery string
 	canaryVec, stableVec     model.Vector
@@ -33,11 +57,17 @@ type sliInput struct {
 type window struct {
 	d          time.Duration
 	bad, total float64 // ratio: events; rate: events and hours
-	err        error   // ErrNoData or a data error (NaN, negative)
+	// err is ErrNoData (wrapped in *absentError), ErrCannotTell, or a data
+	// error (NaN, negative).
+	err error
 }
 
+// usable reports whether the window can be judged: it has data, and a
+// ratio window has events (a window without requests has no burn).
+func (w window) usable() bool { return w.err == nil && w.total > 0 }
+
 func (w window) value() float64 {
-	if w.err != nil || w.total <= 0 {
+	if !w.usable() {
 		return math.NaN()
 	}
 	return w.bad / w.total
@@ -46,7 +76,7 @@ func (w window) value() float64 {
 // bounds returns the window's value and its lower and upper bounds at
 // level a.
 func (w window) bounds(kind string, a float64) (v, lo, hi float64) {
-	if w.err != nil || w.total <= 0 {
+	if !w.usable() {
 		return math.NaN(), math.NaN(), math.NaN()
 	}
 	if kind == policies.KindRate {
@@ -55,10 +85,18 @@ func (w window) bounds(kind string, a float64) (v, lo, hi float64) {
 	return w.bad / w.total, ratioLower(w.bad, w.total, a), ratioUpper(w.bad, w.total, a)
 }
 
-// extract reads a batched query result into per-window counts. Windows
-// longer than span (when not 0) counted only span: a rate's exposure is
-// span, not the window.
-func extract(sli *policies.SLI, windows []time.Duration, span time.Duration, vec model.Vector) ([]window, error) {
+// extract reads a batched query result for target t into per-window
+// counts. Windows longer than span (when not 0) counted only span: a
+// rate's exposure is span, not the window.
+//
+// A part absent from a window reads as zero only when the SLI's presence
+// checks show that t exports every metric family the part reads there
+// (policies.SLI.Absence); otherwise the window has no data (a family
+// missing: a renamed or dropped metric, a label spelled another way, the
+// newest minutes not scraped) or cannot be told (an operation between two
+// vectors with an empty side). A ratio whose total is zero had no events:
+// the window has data but no burn.
+func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span time.Duration, vec model.Vector) ([]window, error) {
 	type key struct{ part, win string }
 	got := map[key]float64{}
 	for _, s := range vec {
@@ -79,52 +117,59 @@ func extract(sli *policies.SLI, windows []time.Duration, span time.Duration, vec
 			}
 			return nil
 		}
+		// read returns a part's value, or zero when it is absent and the
+		// absence means zero.
+		read := func(p policies.Part) (float64, error) {
+			if v, ok := get(p); ok {
+				return v, invalid(p, v)
+			}
+			a := sli.Absence(p)
+			var missing []string
+			for _, f := range a.Needs {
+				if _, ok := get(f); !ok {
+					missing = append(missing, sli.Family(f, t))
+				}
+			}
+			switch {
+			case len(missing) > 0:
+				return 0, &absentError{part: p, families: missing}
+			case !a.Safe:
+				return 0, fmt.Errorf("%s: %w", p, ErrCannotTell)
+			}
+			return 0, nil
+		}
 		if sli.Kind() == policies.KindRate {
 			w.total = d.Hours()
 			if span > 0 && span < d {
 				w.total = span.Hours()
 			}
-			ev, hasEv := get(policies.PartEvents)
-			_, hasPresence := get(policies.PartPresence)
-			switch {
-			case hasEv:
-				w.bad, w.err = ev, invalid(policies.PartEvents, ev)
-			case hasPresence:
-				// The target reports but no event series exists yet: a
-				// counter that was never incremented.
-				w.bad = 0
-			default:
-				w.err = ErrNoData
+			if _, ok := get(policies.PartPresence); !ok && slices.Contains(sli.Parts(), policies.PartPresence) {
+				w.err = &absentError{part: policies.PartPresence}
+			} else {
+				w.bad, w.err = read(policies.PartEvents)
 			}
-		} else {
-			total, hasTotal := get(policies.PartTotal)
-			bad, hasBad := get(policies.PartBad)
-			good, hasGood := get(policies.PartGood)
-			switch {
-			case !hasTotal:
-				w.err = ErrNoData
-			case invalid(policies.PartTotal, total) != nil:
-				w.err = invalid(policies.PartTotal, total)
-			case total == 0:
-				w.err = ErrNoData
-			case sli.Ratio.Good != "" && !hasGood:
-				// Without good events we cannot know the bad ones.
-				w.err = ErrNoData
-			case sli.Ratio.Good != "":
-				if w.err = invalid(policies.PartGood, good); w.err == nil {
-					w.bad, w.total = math.Max(total-good, 0), total
-				}
-			case !hasBad:
-				// Total events exist but no bad series does: a counter
-				// with a label value that never occurred.
-				w.bad, w.total = 0, total
-			default:
-				if w.err = invalid(policies.PartBad, bad); w.err == nil {
-					// increase() extrapolates each series on its own,
-					// so bad may exceed total by a little.
-					w.bad, w.total = math.Min(bad, total), total
-				}
+			out[i] = w
+			continue
+		}
+		w.total, w.err = read(policies.PartTotal)
+		switch {
+		case w.err != nil:
+			if errors.Is(w.err, ErrCannotTell) {
+				// Without a total there is nothing to count against.
+				w.err = &absentError{part: policies.PartTotal}
 			}
+		case w.total == 0:
+			// Exported, but no events: data without a burn.
+		case sli.Ratio.Good != "":
+			var good float64
+			if good, w.err = read(policies.PartGood); w.err == nil {
+				w.bad = math.Max(w.total-good, 0)
+			}
+		default:
+			// increase() extrapolates each series on its own, so bad may
+			// exceed total by a little.
+			w.bad, w.err = read(policies.PartBad)
+			w.bad = math.Min(w.bad, w.total)
 		}
 		out[i] = w
 	}
@@ -132,6 +177,12 @@ func extract(sli *policies.SLI, windows []time.Duration, span time.Duration, vec
 }
 
 // judge decides one SLI.
+//
+// The order of the rules is the contract of DESIGN.md ("Evidence",
+// "Baseline", "What a response means"): a fail needs only significance,
+// on whatever windows have data; a pass needs every window pair
+// evaluated, the baseline when one was asked for, minSamples events and a
+// bound that rules out a fast burn; everything in between holds.
 func judge(in sliInput) SLIResult {
 	sli, p := in.sli, in.policy
 	windows := p.Windows()
@@ -146,10 +197,19 @@ func judge(in sliInput) SLIResult {
 		Burn:      map[string]Num{},
 		BurnLower: map[string]Num{},
 		BurnUpper: map[string]Num{},
+		Windows:   []WindowResult{},
 		Queries:   []string{in.canaryQuery},
 	}
 	if in.stableQuery != "" {
 		r.Queries = append(r.Queries, in.stableQuery)
+	}
+	// Every window is in the result whatever happens, with null values
+	// where there are none: a consumer parses one shape.
+	for _, d := range windows {
+		name := model.Duration(d).String()
+		nan := Num(math.NaN())
+		r.Windows = append(r.Windows, WindowResult{Window: name, Span: spanOf(d, in.span), Bad: nan, Total: nan, Value: nan, Burn: nan, BurnLower: nan, BurnUpper: nan})
+		r.Burn[name], r.BurnLower[name], r.BurnUpper[name] = nan, nan, nan
 	}
 	onErr := Hold
 	if p.Spec.OnQueryError == "fail" {
@@ -160,24 +220,18 @@ func judge(in sliInput) SLIResult {
 		r.Reason = "canary query failed: " + shortErr(in.canaryErr, in.canaryQuery)
 		return r
 	}
-	cw, err := extract(sli, windows, in.span, in.canaryVec)
+	cw, err := extract(sli, in.canary, windows, in.span, in.canaryVec)
 	if err != nil {
 		r.Decision, r.Error = onErr, err.Error()
 		r.Reason = "canary " + err.Error()
 		return r
 	}
 	byWin := map[time.Duration]window{}
-	for _, w := range cw {
+	for i, w := range cw {
 		byWin[w.d] = w
-		name := model.Duration(w.d).String()
-		v, lo, hi := w.bounds(kind, in.a)
-		wr := WindowResult{Window: name, Span: spanOf(w.d, in.span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
-			Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)}
-		if w.err != nil {
-			wr.Bad, wr.Total = Num(math.NaN()), Num(math.NaN())
-		}
-		r.Windows = append(r.Windows, wr)
-		r.Burn[name], r.BurnLower[name], r.BurnUpper[name] = wr.Burn, wr.BurnLower, wr.BurnUpper
+		r.Windows[i] = windowResult(w, kind, budget, in.a, in.span)
+		name := r.Windows[i].Window
+		r.Burn[name], r.BurnLower[name], r.BurnUpper[name] = r.Windows[i].Burn, r.Windows[i].BurnLower, r.Windows[i].BurnUpper
 	}
 	longest := cw[0]
 	r.Value = Num(longest.value())
@@ -191,20 +245,18 @@ func judge(in sliInput) SLIResult {
 	// Stable side, when compared.
 	var sw map[time.Duration]window
 	if in.stableHash != "" && in.stableQuery != "" {
-		r.Baseline = &BaselineResult{Hash: in.stableHash, Value: Num(math.NaN()), Samples: Num(math.NaN()), PValue: Num(math.NaN()), Burn: map[string]Num{}}
+		r.Baseline = &BaselineResult{Hash: in.stableHash, Value: Num(math.NaN()), Samples: Num(math.NaN()), PValue: Num(math.NaN()), Burn: map[string]Num{}, Windows: []WindowResult{}}
 		if in.stableErr == nil {
-			ws, err := extract(sli, windows, in.span, in.stableVec)
+			ws, err := extract(sli, in.stable, windows, in.span, in.stableVec)
 			if err != nil {
 				in.stableErr = err
 			} else {
 				sw = map[time.Duration]window{}
 				for _, w := range ws {
 					sw[w.d] = w
-					name := model.Duration(w.d).String()
-					v, lo, hi := w.bounds(kind, in.a)
-					r.Baseline.Windows = append(r.Baseline.Windows, WindowResult{Window: name, Span: spanOf(w.d, in.span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
-						Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)})
-					r.Baseline.Burn[name] = Num(v / budget)
+					wr := windowResult(w, kind, budget, in.a, in.span)
+					r.Baseline.Windows = append(r.Baseline.Windows, wr)
+					r.Baseline.Burn[wr.Window] = wr.Burn
 				}
 				r.Baseline.Value = Num(ws[0].value())
 				if ws[0].err == nil {
@@ -216,21 +268,11 @@ func judge(in sliInput) SLIResult {
 
 	// Data errors (NaN, Inf, negative counts) in any window never pass.
 	for _, w := range cw {
-		if w.err != nil && !errors.Is(w.err, ErrNoData) {
+		if w.err != nil && !errors.Is(w.err, ErrNoData) && !errors.Is(w.err, ErrCannotTell) {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("canary data unusable: %v", w.err)
 			return r
 		}
-	}
-	if longest.err != nil {
-		r.Decision = Hold
-		r.Reason = fmt.Sprintf("no data for the canary in %s: check the service and hash, and that the metrics are scraped", in.over(longest.d))
-		return r
-	}
-	if kind == policies.KindRatio && longest.total < p.Spec.MinSamples {
-		r.Decision = Hold
-		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed in %s", longest.total, p.Spec.MinSamples, in.over(longest.d))
-		return r
 	}
 
 	// Multi-window, multi-burn-rate: a pair trips when the canary burns
@@ -251,10 +293,15 @@ func judge(in sliInput) SLIResult {
 	// count-limited SLIs (a few flaps an hour, a few bad events at low
 	// traffic). The short window is not tested at all: a fifth or a third
 	// as long as the long one, it would add no protection.
+	//
+	// A fail needs only this significance: exact bounds are valid at any
+	// sample size, so minSamples never stops one (it gates a pass), and a
+	// pair whose windows have data trips even when another pair's have
+	// none.
 	var tripped []policies.WindowPair
 	for _, pair := range p.Spec.Windows {
 		l, s := byWin[time.Duration(pair.Long)], byWin[time.Duration(pair.Short)]
-		if l.err != nil || s.err != nil {
+		if !l.usable() || !s.usable() {
 			continue
 		}
 		_, ll, _ := l.bounds(kind, in.a)
@@ -266,12 +313,22 @@ func judge(in sliInput) SLIResult {
 
 	// Canary versus stable in the longest window.
 	worse := false
+	stableMissing := ""
 	if r.Baseline != nil && sw != nil {
 		sl := sw[longest.d]
-		if sl.err == nil {
+		switch {
+		case sl.err != nil:
+			stableMissing = sl.err.Error()
+		case !sl.usable():
+			stableMissing = "no events"
+		}
+		if longest.usable() && sl.usable() {
 			nc, ns := longest.total, sl.total
 			pv := worseP(longest.bad, nc, sl.bad, ns, p.Spec.Baseline.MaxRatio)
 			r.Baseline.PValue = Num(pv)
+			// Significantly worse than stable fails only a canary that
+			// also burns at least minBurn (default 1: spends its own
+			// budget); DESIGN.md "Baseline".
 			worse = pv < in.a && longest.value()/budget >= p.Spec.Baseline.MinBurn
 			r.Baseline.Worse = worse
 		}
@@ -287,7 +344,7 @@ func judge(in sliInput) SLIResult {
 			also := true
 			for _, pair := range tripped {
 				l, s := sw[time.Duration(pair.Long)], sw[time.Duration(pair.Short)]
-				if l.err != nil || s.err != nil {
+				if !l.usable() || !s.usable() {
 					also = false
 					continue
 				}
@@ -296,9 +353,21 @@ func judge(in sliInput) SLIResult {
 				if ll/budget <= 1 || l.value()/budget < floor || s.value()/budget < floor {
 					also = false
 				}
-
 			}
 			r.Baseline.AlsoBad = also
+		}
+	}
+
+	// Windows the canary cannot be judged in: no data, or an absence that
+	// cannot be told from zero.
+	var blind []string
+	var blindWhy []string
+	for _, w := range cw {
+		if w.err != nil {
+			blind = append(blind, model.Duration(w.d).String())
+			if why := w.err.Error(); !slices.Contains(blindWhy, why) {
+				blindWhy = append(blindWhy, why)
+			}
 		}
 	}
 
@@ -316,11 +385,26 @@ func judge(in sliInput) SLIResult {
 			fmtBurn(r.Burn[ln]), in.over(time.Duration(pair.Long)), fmtBurn(r.BurnLower[ln]), confidence(in.a), fmtBurn(r.Burn[sn]), in.over(time.Duration(pair.Short)), pair.Factor)
 	case worse:
 		r.Decision = Fail
-		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s in %s (more than %g× stable, p=%.2g): roll back",
-			fmtValue(kind, longest.value()), fmtValue(kind, r.Baseline.Value), in.over(longest.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue))
+		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s in %s (more than %g× stable, p=%.2g) and burns %s of its budget: roll back",
+			fmtValue(kind, longest.value()), fmtValue(kind, r.Baseline.Value), in.over(longest.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue), fmtBurn(Num(longest.value()/budget)))
 	case in.stableErr != nil:
 		r.Decision, r.Error = onErr, in.stableErr.Error()
 		r.Reason = "stable query failed: " + shortErr(in.stableErr, in.stableQuery)
+	case len(blind) == len(cw) && longest.err != nil && errors.Is(longest.err, ErrNoData):
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("no data for the canary in any window (%s): check the service and hash, and that the metrics are scraped", longest.err)
+	case len(blind) > 0:
+		// A window without data is not a window within budget.
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("no data for the canary in %s (%s): a pass needs every window pair evaluated",
+			strings.Join(blind, ", "), strings.Join(blindWhy, "; "))
+	case stableMissing != "":
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("baseline asked for, but stable %s has no data in %s (%s): it is never silently dropped; check the stable hash, or turn the baseline off",
+			in.stableHash, in.over(longest.d), stableMissing)
+	case kind == policies.KindRatio && longest.total < p.Spec.MinSamples:
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed in %s", longest.total, p.Spec.MinSamples, in.over(longest.d))
 	default:
 		// Passing needs evidence, not just the absence of a trip: the
 		// longest window must rule out, at the policy's alpha, a burn as
@@ -339,7 +423,7 @@ func judge(in sliInput) SLIResult {
 				fmtBurn(Num(lb)), in.over(longest.d), fmtEvents(longest, kind), fmtBurn(r.BurnLower[name]), fmtBurn(Num(hi/budget)))
 			break
 		}
-		if hi/budget > fastest {
+		if hi/budget > fastest || math.IsNaN(hi) {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("thin evidence: %s events in %s cannot yet rule out a %g× burn (upper bound %s)",
 				fmtCount(longest, kind), in.over(longest.d), fastest, fmtBurn(Num(hi/budget)))
@@ -349,6 +433,17 @@ func judge(in sliInput) SLIResult {
 		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), in.over(longest.d), fmtBurn(Num(hi/budget)))
 	}
 	return r
+}
+
+// windowResult is one window of one target as the verdict shows it.
+func windowResult(w window, kind string, budget, a float64, span time.Duration) WindowResult {
+	v, lo, hi := w.bounds(kind, a)
+	wr := WindowResult{Window: model.Duration(w.d).String(), Span: spanOf(w.d, span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
+		Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)}
+	if w.err != nil {
+		wr.Bad, wr.Total = Num(math.NaN()), Num(math.NaN())
+	}
+	return wr
 }
 
 // over names window d in a reason: "15m", or, while the canary is younger

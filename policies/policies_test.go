@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -117,16 +118,25 @@ spec:
 	}
 	s := &p.Spec.SLIs[0]
 	tgt := Target{Service: "checkout", Hash: "7f8c9d6b4"}
-	want := `label_replace(label_replace(sum(increase(phase_requests_total{phase!="active",pod_template_hash="7f8c9d6b4",service="checkout"}[5m])), "phaseguard_part", "bad", "", ""), "phaseguard_window", "5m", "", "")` +
-		` or label_replace(label_replace(sum(increase(phase_requests_total{phase!="active",pod_template_hash="7f8c9d6b4",service="checkout"}[1m])), "phaseguard_part", "bad", "", ""), "phaseguard_window", "1m", "", "")` +
-		` or label_replace(label_replace(sum(increase(phase_requests_total{pod_template_hash="7f8c9d6b4",service="checkout"}[5m])), "phaseguard_part", "total", "", ""), "phaseguard_window", "5m", "", "")` +
-		` or label_replace(label_replace(sum(increase(phase_requests_total{pod_template_hash="7f8c9d6b4",service="checkout"}[1m])), "phaseguard_part", "total", "", ""), "phaseguard_window", "1m", "", "")`
+	bad := `phase_requests_total{phase!="active",pod_template_hash="7f8c9d6b4",service="checkout"}`
+	total := `phase_requests_total{pod_template_hash="7f8c9d6b4",service="checkout"}`
+	tag := func(q, part, w string) string {
+		return fmt.Sprintf(`label_replace(label_replace(%s, "phaseguard_part", %q, "", ""), "phaseguard_window", %q, "", "")`, q, part, w)
+	}
+	batch := func(long string) string {
+		return strings.Join([]string{
+			tag("sum("+bornAware(bad, long)+")", "bad", "5m"), tag("sum("+bornAware(bad, "1m")+")", "bad", "1m"),
+			tag("sum("+bornAware(total, long)+")", "total", "5m"), tag("sum("+bornAware(total, "1m")+")", "total", "1m"),
+			tag("count(present_over_time("+total+"["+long+"]))", "presence/0", "5m"), tag("count(present_over_time("+total+"[1m]))", "presence/0", "1m"),
+		}, " or ")
+	}
+	want := batch("5m")
 	if diff := cmp.Diff(want, s.Query(tgt)); diff != "" {
 		t.Errorf("batched query (-want +got):\n%s", diff)
 	}
 	// Within 2m30.2s (rounded up to 2m31s) the 5m window is cut, its label
 	// kept; the 1m window is whole. Within 5m or more nothing changes.
-	within := strings.ReplaceAll(want, `[5m]`, `[2m31s]`)
+	within := batch("2m31s")
 	got, err := s.QueryWithin(tgt, 2*time.Minute+30*time.Second+200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +147,7 @@ spec:
 	if got, err := s.QueryWithin(tgt, 5*time.Minute); err != nil || got != want {
 		t.Errorf("query within 5m = %s, %v; want the whole query", got, err)
 	}
-	if got, want := s.PartQuery(PartBad, time.Minute, tgt), `sum(increase(phase_requests_total{phase!="active",pod_template_hash="7f8c9d6b4",service="checkout"}[1m]))`; got != want {
+	if got, want := s.PartQuery(PartBad, time.Minute, tgt), "sum("+bornAware(bad, "1m")+")"; got != want {
 		t.Errorf("part query = %s, want %s", got, want)
 	}
 	// A hostile value stays inside its quoted string: the rendered query

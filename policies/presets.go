@@ -26,8 +26,7 @@ var sliPresets = map[string]SLI{
 		Description: "phase transitions back to an earlier phase (draining->active, active->init) per hour",
 		Allowance:   2,
 		Rate: &Rate{
-			Events:   `sum(increase(phase_transitions_total{` + sel + `,from=~"draining|active",to=~"active|init"}[$window]))`,
-			Presence: `sum(count_over_time(phase_transitions_total{` + sel + `}[$window]))`,
+			Events: `sum(increase(phase_transitions_total{` + sel + `,from=~"draining|active",to=~"active|init"}[$window]))`,
 		},
 	},
 	"phase-mismatch": {
@@ -67,8 +66,7 @@ var sliPresets = map[string]SLI{
 		Description: "reconcile retries per hour (controllers fighting over a phase)",
 		Allowance:   60,
 		Rate: &Rate{
-			Events:   `sum(increase(phase_reconcile_retries_total{` + sel + `}[$window]))`,
-			Presence: `sum(count_over_time(phase_requests_total{` + sel + `}[$window]))`,
+			Events: `sum(increase(phase_reconcile_retries_total{` + sel + `}[$window]))`,
 		},
 	},
 	"kube-readiness-flaps": {
@@ -79,7 +77,6 @@ var sliPresets = map[string]SLI{
 		Rate: &Rate{
 			Events: `sum(resets(kube_pod_status_ready{namespace="$namespace",condition="true"}[$window])` +
 				` * on (namespace, pod) group_left () max by (namespace, pod) (kube_pod_labels{namespace="$namespace",label_rollouts_pod_template_hash="$hash"}))`,
-			Presence: `sum(max_over_time(kube_pod_labels{namespace="$namespace",label_rollouts_pod_template_hash="$hash"}[$window]))`,
 		},
 	},
 	"istio-drain-503": {

@@ -59,6 +59,10 @@ type compiledSLI struct {
 	anyWindow map[Part]string
 	uses      map[string]bool // target placeholders used
 	batchTpl  string          // the whole batched query, placeholders in place
+	// absence says how each of the author's parts reads when absent;
+	// families holds the selector each family part checks.
+	absence  map[Part]Absence
+	families map[Part]string
 }
 
 // Target selects the series of one version of a service. Its values are
@@ -120,11 +124,11 @@ func (s *SLI) QueryWithin(t Target, span time.Duration) (string, error) {
 				// Every part parsed at compile time with each window; a
 				// shorter range cannot make it fail to parse.
 				expr, err := promqlParser.ParseExpr(strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(span).String()))
+				if err == nil {
+					expr, err = finish(expr)
+				}
 				if err != nil {
 					return "", fmt.Errorf("sli %s: %s query within %s: %w", s.Name, q.part, model.Duration(span), err)
-				}
-				if expr.Type() == parser.ValueTypeScalar {
-					expr = &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{expr}}
 				}
 				printed = expr.String()
 			}
@@ -142,13 +146,23 @@ const sentinelWindow = 9876543 * time.Second
 // prints it as compile does.
 func printWithSentinel(expr string) (string, bool) {
 	e, err := promqlParser.ParseExpr(strings.ReplaceAll(expr, PlaceholderWindow, model.Duration(sentinelWindow).String()))
+	if err == nil {
+		e, err = finish(e)
+	}
 	if err != nil {
 		return "", false
 	}
+	return e.String(), true
+}
+
+// finish turns a part's parsed expression into what is sent: a scalar
+// wrapped in vector(), every counter increase counting series born in the
+// window from zero (countFromZero).
+func finish(e parser.Expr) (parser.Expr, error) {
 	if e.Type() == parser.ValueTypeScalar {
 		e = &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{e}}
 	}
-	return e.String(), true
+	return countFromZero(e)
 }
 
 // withWindow puts window w where printWithSentinel put the sentinel.
@@ -179,7 +193,8 @@ func render(tpl string, t Target) string {
 // compile parses every query of s for every window and builds the batched
 // query. Errors carry the field path of the query.
 func (s *SLI) compile(path string, windows []time.Duration) []error {
-	c := &compiledSLI{windows: windows, printed: map[Part][]string{}, anyWindow: map[Part]string{}, uses: map[string]bool{}}
+	c := &compiledSLI{windows: windows, printed: map[Part][]string{}, anyWindow: map[Part]string{}, uses: map[string]bool{},
+		absence: map[Part]Absence{}, families: map[Part]string{}}
 	var errs []error
 	type src struct {
 		part  Part
@@ -202,15 +217,17 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 		}
 		srcs = append(srcs, src{PartTotal, "ratio.total", s.Ratio.Total})
 	}
+	authored := len(srcs)
 	var batch []string
-	for _, q := range srcs {
+	for k := 0; k < len(srcs); k++ {
+		q := srcs[k]
 		if strings.TrimSpace(q.expr) == "" {
 			continue // reported by validation
 		}
 		fp := join(path, q.field)
 		c.parts = append(c.parts, q.part)
 		c.srcs = append(c.srcs, partSource{q.part, q.expr})
-		for _, w := range windows {
+		for i, w := range windows {
 			text := strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(w).String())
 			expr, err := promqlParser.ParseExpr(text)
 			if err != nil {
@@ -225,8 +242,24 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q returns a %s; it must return an instant vector", q.expr, t)})
 				break
 			}
-			if expr.Type() == parser.ValueTypeScalar {
-				expr = &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{expr}}
+			if i == 0 && k < authored {
+				// How the part reads when absent, from the query as
+				// written; each family it reads gets a presence part.
+				a := Absence{Safe: absenceSafe(expr)}
+				for _, f := range families(expr) {
+					j := slices.IndexFunc(srcs[authored:], func(x src) bool { return x.expr == presenceExpr(f) })
+					if j < 0 {
+						j = len(srcs) - authored
+						srcs = append(srcs, src{familyPart(j), fmt.Sprintf("%s (family %s)", q.field, f), presenceExpr(f)})
+						c.families[familyPart(j)] = f
+					}
+					a.Needs = append(a.Needs, familyPart(j))
+				}
+				c.absence[q.part] = a
+			}
+			if expr, err = finish(expr); err != nil {
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q: %v", q.expr, err)})
+				break
 			}
 			printed := expr.String()
 			c.printed[q.part] = append(c.printed[q.part], printed)
@@ -245,7 +278,7 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 	if len(errs) > 0 {
 		return errs
 	}
-	if !strings.Contains(strings.Join(srcSlice(srcs, func(q src) string { return q.expr }), " "), PlaceholderWindow) {
+	if !strings.Contains(strings.Join(srcSlice(srcs[:authored], func(q src) string { return q.expr }), " "), PlaceholderWindow) {
 		errs = append(errs, &FieldError{Path: path, Msg: "no query uses $window: every window would give the same numbers"})
 	}
 	if !c.uses[PlaceholderHash] && !c.uses[PlaceholderService] {
