@@ -13,7 +13,7 @@ import (
 func runLint(_ context.Context, e env, args []string) int {
 	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: phaseguard lint FILE...\n\nValidates policy files: strict fields, types, objectives, windows, stages and every PromQL query.")
+		fmt.Fprintln(e.stderr, "Usage: phaseguard lint FILE...\n\nValidates policy files: strict fields, types, objectives, windows, stages and every PromQL query,\nreporting every problem of a file at once, and flags le/quantile matchers that only one spelling\nof their number satisfies (le=\"2\" against Prometheus 3's le=\"2.0\"). Exit 1 if anything is reported.")
 	}
 	if code, ok := parse(fs, e, args); !ok {
 		return code
@@ -24,7 +24,7 @@ func runLint(_ context.Context, e env, args []string) int {
 	}
 	code := exitPass
 	for _, path := range fs.Args() {
-		p, err := policies.LoadFile(path)
+		p, err := policies.LintFile(path)
 		if err != nil {
 			code = exitFail
 			var pe *policies.Error

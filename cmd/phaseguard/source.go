@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -183,19 +184,47 @@ func (t *targetFlags) request(p *policies.Policy, at time.Time) analysis.Request
 	return analysis.Request{Policy: p, Stage: t.stage, At: at, Service: t.service, Namespace: t.namespace, CanaryHash: t.canary, StableHash: t.stable, Since: t.sinceTime}
 }
 
-// parseTime accepts RFC 3339, Unix seconds, or "now".
+// Time flags (--at, --since, --from, --to) take times from the Unix epoch
+// to the end of year 9999, the range RFC 3339 writes.
+var (
+	minFlagTime = time.Unix(0, 0).UTC()
+	maxFlagTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+// parseTime accepts RFC 3339, Unix seconds, or "now" (which gives now).
+// NaN, infinities and times outside minFlagTime..maxFlagTime are errors
+// naming the flag: a time flag is checked before anything is queried.
 func parseTime(flagName, v string, now time.Time) (time.Time, error) {
 	if v == "" || v == "now" {
 		return now, nil
 	}
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("--%s %q: %s", flagName, v, fmt.Sprintf(format, args...))
 	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		sec := int64(f)
-		return time.Unix(sec, int64((f-float64(sec))*1e9)).UTC(), nil
+	var t time.Time
+	if rt, err := time.Parse(time.RFC3339, v); err == nil {
+		t = rt
+	} else if f, err := strconv.ParseFloat(v, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		maxSec := float64(maxFlagTime.Unix())
+		switch {
+		case math.IsNaN(f) || (math.IsInf(f, 0) && err == nil):
+			return time.Time{}, bad("not a time: want RFC 3339 (2026-01-02T15:04:05Z), Unix seconds or now")
+		case f < 0 || f > maxSec:
+			msg := fmt.Sprintf("out of range: Unix seconds from 0 to %.0f (year 1970 to 9999)", maxSec)
+			if f/1000 >= 0 && f/1000 <= maxSec {
+				msg += fmt.Sprintf("; %s looks like milliseconds, which is %s", v, time.UnixMilli(int64(f)).UTC().Format(time.RFC3339))
+			}
+			return time.Time{}, bad("%s", msg)
+		}
+		sec, frac := math.Modf(f)
+		t = time.Unix(int64(sec), int64(math.Round(frac*1e9))).UTC()
+	} else {
+		return time.Time{}, bad("want RFC 3339 (2026-01-02T15:04:05Z), Unix seconds or now")
 	}
-	return time.Time{}, fmt.Errorf("--%s %q: want RFC 3339 (2026-01-02T15:04:05Z), Unix seconds or now", flagName, v)
+	if t.Before(minFlagTime) || t.After(maxFlagTime) {
+		return time.Time{}, bad("out of range: year 1970 to 9999")
+	}
+	return t, nil
 }
 
 func cmpOr(a, b string) string {
