@@ -83,7 +83,8 @@ type Store struct {
 // Load is stricter than promtool, so that a file it accepts gives the same
 // data in replay and in a server it was backfilled into:
 //
-//   - every sample has a timestamp;
+//   - every sample has a timestamp, in seconds: one that looks like
+//     milliseconds (see maxTimestamp) is refused;
 //   - the timestamps of a series strictly increase (promtool silently drops
 //     a sample that does not);
 //   - "le" and "quantile" values are in canonical float form ("1.0", not
@@ -168,6 +169,9 @@ func parse(b []byte) (map[string]*record, error) {
 		if ts == nil {
 			return nil, fmt.Errorf("line %d: series %s: sample has no timestamp (replay data must be timestamped)", line, raw)
 		}
+		if err := checkSeconds(*ts); err != nil {
+			return nil, fmt.Errorf("line %d: series %s: %w", line, raw, err)
+		}
 		var lset labels.Labels
 		p.Labels(&lset)
 		if err := checkCanonical(raw, lset); err != nil {
@@ -206,6 +210,27 @@ func checkCanonical(raw []byte, lset labels.Labels) error {
 		if !bytes.Contains(raw, []byte(name+`="`+v+`"`)) {
 			return fmt.Errorf("label %s is not written in canonical form %q (Prometheus 2 and 3 would disagree on its value)", name, v)
 		}
+	}
+	return nil
+}
+
+// maxTimestamp is the largest timestamp accepted, in milliseconds: 1e11
+// seconds, in the year 5138. A Unix time in milliseconds is above 1e11
+// from March 1973 on, so a file written in milliseconds (as Prometheus'
+// remote write and VictoriaMetrics' import take them) is refused rather
+// than replayed 50,000 years from now.
+const maxTimestamp = 1e11 * 1000
+
+// checkSeconds refuses a timestamp (ts milliseconds, as the parser gives
+// it from the file's seconds) that looks like milliseconds or finer.
+func checkSeconds(ts int64) error {
+	switch {
+	case ts == math.MinInt64:
+		// The parser's seconds-to-milliseconds conversion overflowed.
+		return errors.New("timestamp too large for Unix seconds (written in microseconds or nanoseconds?); OpenMetrics timestamps are Unix seconds")
+	case ts >= maxTimestamp:
+		return fmt.Errorf("timestamp %s looks like milliseconds (it would be in the year %d); OpenMetrics timestamps are Unix seconds, such as %s",
+			formatMillis(ts), time.UnixMilli(ts).UTC().Year(), formatMillis(ts/1000))
 	}
 	return nil
 }

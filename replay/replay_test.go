@@ -253,6 +253,14 @@ func TestLoadErrors(t *testing.T) {
 		{"out of order", typ + ok2 + ok1 + eof, `line 3: series x_total{a="1"}: timestamp 1767225600.000 is not after 1767225660.000 on line 2`},
 		{"duplicate timestamp", typ + ok1 + ok1 + eof, `line 3: series x_total{a="1"}: timestamp 1767225600.000 is not after 1767225600.000 on line 2`},
 		{"no samples", typ + eof, "no samples"},
+		{"milliseconds", typ + ok1 + "x_total{a=\"1\"} 2 1767225660000\n" + eof,
+			`line 3: series x_total{a="1"}: timestamp 1767225660000.000 looks like milliseconds (it would be in the year 57971); OpenMetrics timestamps are Unix seconds, such as 1767225660.000`},
+		{"milliseconds with decimals", typ + "x_total{a=\"1\"} 1 1767225600000.000\n" + eof,
+			`line 2: series x_total{a="1"}: timestamp 1767225600000.000 looks like milliseconds`},
+		{"milliseconds of 1973", typ + "x_total{a=\"1\"} 1 100000000000\n" + eof,
+			`line 2: series x_total{a="1"}: timestamp 100000000000.000 looks like milliseconds (it would be in the year 5138)`},
+		{"nanoseconds", typ + "x_total{a=\"1\"} 1 1767225600000000000\n" + eof,
+			`line 2: series x_total{a="1"}: timestamp too large for Unix seconds`},
 		{
 			"non-canonical le",
 			"# TYPE h histogram\nh_bucket{le=\"1\"} 1 1767225600\nh_bucket{le=\"+Inf\"} 1 1767225600\n" + eof,
@@ -288,6 +296,15 @@ func TestLoadFileErrorNamesFile(t *testing.T) {
 	}
 	_, err := LoadFile(path)
 	want := path + ": line 2: series x: sample has no timestamp"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("LoadFile error = %v, want prefix %q", err, want)
+	}
+	ms := t.TempDir() + "/ms.om"
+	if err := os.WriteFile(ms, []byte("# TYPE x gauge\nx 1 1767225600\nx 1 1767225660000\n# EOF\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LoadFile(ms)
+	want = ms + ": line 3: series x: timestamp 1767225660000.000 looks like milliseconds"
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("LoadFile error = %v, want prefix %q", err, want)
 	}
