@@ -207,7 +207,7 @@ func (b byTarget) Query(ctx context.Context, q string, ts time.Time) (model.Vect
 func TestBaselineRules(t *testing.T) {
 	t.Parallel()
 	healthyStable := answers{"bad": every(0), "total": every(30000), "presence/0": every(1)}
-	lowBad := answers{"bad": every(1.4), "total": every(20000), "presence/0": every(1)} // 0.07x
+	lowBad := answers{"bad": every(1.4), "total": every(20000), "presence/0": every(1)}  // 0.07x
 	overBudget := answers{"bad": every(3), "total": every(2000), "presence/0": every(1)} // 1.5x, no pair trips
 	for _, tc := range []struct {
 		name           string
