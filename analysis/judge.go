@@ -371,6 +371,11 @@ func judge(in sliInput) SLIResult {
 		}
 	}
 
+	dropped := ""
+	if stableHas(cw, sw) {
+		dropped = fmt.Sprintf("; stable %s has data there, so the canary build may have renamed or dropped a metric", in.stableHash)
+	}
+
 	switch {
 	case len(tripped) > 0 && r.Baseline != nil && r.Baseline.AlsoBad:
 		pair := tripped[0]
@@ -393,11 +398,13 @@ func judge(in sliInput) SLIResult {
 	case len(blind) == len(cw) && longest.err != nil && errors.Is(longest.err, ErrNoData):
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("no data for the canary in any window (%s): check the service and hash, and that the metrics are scraped", longest.err)
+		r.Reason += dropped
 	case len(blind) > 0:
 		// A window without data is not a window within budget.
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("no data for the canary in %s (%s): a pass needs every window pair evaluated",
 			strings.Join(blind, ", "), strings.Join(blindWhy, "; "))
+		r.Reason += dropped
 	case stableMissing != "":
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("baseline asked for, but stable %s has no data in %s (%s): it is never silently dropped; check the stable hash, or turn the baseline off",
@@ -433,6 +440,18 @@ func judge(in sliInput) SLIResult {
 		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), in.over(longest.d), fmtBurn(Num(hi/budget)))
 	}
 	return r
+}
+
+// stableHas reports whether stable has data in some window where the
+// canary lacks a metric family.
+func stableHas(canary []window, stable map[time.Duration]window) bool {
+	for _, w := range canary {
+		var ae *absentError
+		if errors.As(w.err, &ae) && len(ae.families) > 0 && stable != nil && stable[w.d].err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // windowResult is one window of one target as the verdict shows it.

@@ -220,6 +220,9 @@ func TestBaselineRules(t *testing.T) {
 		{"0.07x fails when the policy asks", strings.Replace(drainPolicy, "spec:", "spec:\n  baseline: {minBurn: 0}", 1), lowBad, healthyStable, analysis.Fail, "significantly worse than stable"},
 		{"1.5x and worse than stable fails", drainPolicy, overBudget, healthyStable, analysis.Fail, "significantly worse than stable"},
 		{"stable without data holds naming it", drainPolicy, lowBad, answers{}, analysis.Hold, "stable 6d4b9c7f5 has no data"},
+		{"a canary without the family stable exports holds naming both", strings.Replace(drainPolicy, "drain-failure", "schema-errors", 1),
+			answers{"total": every(1000), "presence/1": every(1)}, answers{"bad": every(0), "total": every(1000), "presence/0": every(1), "presence/1": every(1)},
+			analysis.Hold, "stable 6d4b9c7f5 has data there, so the canary build may have renamed or dropped a metric"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
