@@ -115,9 +115,23 @@ func TestBinaryMissing(t *testing.T) {
 		if ci == "true" {
 			want = "fatal: "
 		}
-		want += "promtest: phaseguard-no-such-binary not found on PATH or in /usr/bin; install it with: apt-get install -y prometheus"
+		want += "promtest: phaseguard-no-such-binary not found on PATH or in /usr/bin; install it with: apt-get install -y phaseguard-no-such-binary"
 		if diff := cmp.Diff(want, tb.ended); diff != "" {
 			t.Errorf("CI=%q: mismatch (-want +got):\n%s", ci, diff)
+		}
+	}
+}
+
+func TestMissingBinaryNamesPackage(t *testing.T) {
+	t.Parallel()
+	for name, pkg := range map[string]string{
+		"prometheus":       "prometheus",
+		"promtool":         "prometheus",
+		"victoria-metrics": "victoria-metrics",
+	} {
+		want := "promtest: " + name + " not found on PATH or in /usr/bin; install it with: apt-get install -y " + pkg
+		if got := missingBinary(name); got != want {
+			t.Errorf("missingBinary(%q) = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -1,24 +1,23 @@
-// Package promtest runs a real Prometheus server for tests: the binary
-// installed on the machine (Debian's prometheus package), optionally
-// backfilled with OpenMetrics data through
-// `promtool tsdb create-blocks-from openmetrics` and scraping live test
-// exporters.
+// Package promtest runs real Prometheus-compatible servers for tests: the
+// binaries installed on the machine, Debian's prometheus package (Start) and
+// victoria-metrics package (StartVictoriaMetrics), loaded with the same
+// OpenMetrics data. Prometheus is backfilled through
+// `promtool tsdb create-blocks-from openmetrics` and can scrape live test
+// exporters; VictoriaMetrics is loaded through its import API.
 //
 //	srv := promtest.Start(t, promtest.BackfillFile("testdata/scenario.om"))
 //	c, _ := promapi.New(promapi.Config{URL: srv.URL()})
 //
-// Start skips the test when prometheus or promtool is missing, unless the
-// environment has CI=true, where it fails it.
+// A missing binary skips the test, unless the environment has CI=true,
+// where it fails it (Binary).
 package promtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,8 +25,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,19 +33,12 @@ import (
 )
 
 const (
-	// startTimeout bounds the wait for /-/ready.
-	startTimeout = 30 * time.Second
-	// backfillTimeout bounds one promtool run and the wait for its blocks
-	// to be queryable.
+	// backfillTimeout bounds one load of data (a promtool run, an import)
+	// and the wait for it to be queryable.
 	backfillTimeout = 2 * time.Minute
-	// stopTimeout is how long Stop waits after SIGTERM before SIGKILL.
-	stopTimeout = 10 * time.Second
 	// blockRange is promtool's default block duration: blocks start at
 	// multiples of it since the epoch.
 	blockRange = 2 * time.Hour
-	// startAttempts is how many free ports Start tries: another process
-	// may take the port between choosing it and Prometheus binding it.
-	startAttempts = 3
 )
 
 // Option configures Start.
@@ -89,16 +79,6 @@ func Scrape(target string, interval time.Duration) Option {
 	return func(o *options) { o.scrapes = append(o.scrapes, scrape{target: target, interval: interval}) }
 }
 
-// Server is a running Prometheus.
-type Server struct {
-	url     string
-	dataDir string
-	cmd     *exec.Cmd
-	log     *syncBuffer
-	exited  chan struct{} // closed when the process has exited
-	stop    sync.Once
-}
-
 // Start starts Prometheus with opts, waits until it is ready and every
 // backfilled block answers queries, and stops it when the test ends,
 // logging its output if the test failed.
@@ -137,21 +117,20 @@ func Start(t testing.TB, opts ...Option) *Server {
 		t.Fatalf("promtest: %v", err)
 	}
 
-	var s *Server
-	for attempt := 1; ; attempt++ {
-		s, err = launch(prom, cfgPath, dataDir)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, errPortTaken) || attempt == startAttempts {
-			t.Fatalf("promtest: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", s.log.String())
-		}
+	s := start(t, daemon{
+		name:    "prometheus",
+		bin:     prom,
+		dataDir: dataDir,
+		args: func(addr string) []string {
+			return []string{
+				"--config.file=" + cfgPath,
+				"--storage.tsdb.path=" + dataDir,
+				// The default 15d retention would delete backfilled blocks.
+				"--storage.tsdb.retention.time=100y",
+				"--web.listen-address=" + addr,
+			}
+		},
+		ready: prometheusReady,
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), backfillTimeout)
@@ -164,32 +143,18 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// URL returns the server's base URL, such as "http://127.0.0.1:41234".
-func (s *Server) URL() string { return s.url }
-
-// Stop stops the server (SIGTERM, then SIGKILL after 10s) and waits for it
-// to exit, so a test can see Prometheus go away. It is safe to call more
-// than once; Start registers it as a cleanup.
-func (s *Server) Stop() {
-	s.stop.Do(func() {
-		select {
-		case <-s.exited:
-			return
-		default:
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(stopTimeout):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	})
+// debianPackage names the Debian package that installs each binary the
+// harness runs.
+var debianPackage = map[string]string{
+	"prometheus":       "prometheus",
+	"promtool":         "prometheus",
+	"victoria-metrics": "victoria-metrics",
 }
 
-// Binary returns the path of the named executable of Debian's prometheus
-// package (prometheus, promtool) on PATH or in /usr/bin, or ends the test:
-// a failure when CI=true, a skip otherwise.
+// Binary returns the path of the named executable of a Debian package the
+// harness runs (prometheus and promtool from prometheus, victoria-metrics)
+// on PATH or in /usr/bin, or ends the test: a failure when CI=true, a skip
+// otherwise. This is the project's one rule for a missing real component.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -199,13 +164,22 @@ func Binary(t testing.TB, name string) string {
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
-	msg := fmt.Sprintf("promtest: %s not found on PATH or in /usr/bin; install it with: apt-get install -y prometheus", name)
+	msg := missingBinary(name)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	} else {
 		t.Skip(msg)
 	}
 	return ""
+}
+
+// missingBinary says that name is missing and how to install it.
+func missingBinary(name string) string {
+	pkg, ok := debianPackage[name]
+	if !ok {
+		pkg = name
+	}
+	return fmt.Sprintf("promtest: %s not found on PATH or in /usr/bin; install it with: apt-get install -y %s", name, pkg)
 }
 
 // runBackfill creates blocks from the OpenMetrics file at path in dataDir
@@ -315,88 +289,22 @@ func configYAML(scrapes []scrape) ([]byte, error) {
 	}, "", "  ")
 }
 
-// errPortTaken reports that Prometheus could not bind its port.
-var errPortTaken = errors.New("port taken")
-
-// launch starts Prometheus on a free port and waits until it is ready.
-func launch(prom, cfgPath, dataDir string) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+// prometheusReady asks /-/ready, then checks that the server answering is
+// the one started (another process may hold the port).
+func prometheusReady(ctx context.Context, s *Server) error {
+	if code, _, err := s.get(ctx, "/-/ready", nil); err != nil || code != http.StatusOK {
+		return errNotReady
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s := &Server{
-		url:     "http://" + addr,
-		dataDir: dataDir,
-		log:     &syncBuffer{},
-		exited:  make(chan struct{}),
+	var flags struct {
+		Data map[string]string `json:"data"`
 	}
-	s.cmd = exec.Command(prom,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+dataDir,
-		// The default 15d retention would delete backfilled blocks.
-		"--storage.tsdb.retention.time=100y",
-		"--web.listen-address="+addr,
-	)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	s.cmd.SysProcAttr = sysProcAttr()
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
+	if err := s.getJSON(ctx, "/api/v1/status/flags", nil, &flags); err != nil {
+		return err
 	}
-	go func() {
-		_ = s.cmd.Wait()
-		close(s.exited)
-	}()
-
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	if err := s.waitReady(ctx); err != nil {
-		s.Stop()
-		if strings.Contains(s.log.String(), "address already in use") {
-			return nil, fmt.Errorf("%s: %w", addr, errPortTaken)
-		}
-		return nil, fmt.Errorf("prometheus on %s: %w\n%s", addr, err, s.log.String())
+	if got := flags.Data["storage.tsdb.path"]; got != s.dataDir {
+		return fmt.Errorf("a server with storage %q answers on %s: %w", got, s.url, errPortTaken)
 	}
-	return s, nil
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitReady polls /-/ready until it answers 200, then checks that the
-// server answering is this one (another process may hold the port).
-func (s *Server) waitReady(ctx context.Context) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-s.exited:
-			return errors.New("exited before ready")
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w", ctx.Err())
-		case <-tick.C:
-		}
-		if code, _, err := s.get(ctx, "/-/ready", nil); err != nil || code != http.StatusOK {
-			continue
-		}
-		var flags struct {
-			Data map[string]string `json:"data"`
-		}
-		if err := s.getJSON(ctx, "/api/v1/status/flags", nil, &flags); err != nil {
-			return err
-		}
-		if got := flags.Data["storage.tsdb.path"]; got != s.dataDir {
-			return fmt.Errorf("a server with storage %q answers on %s: %w", got, s.url, errPortTaken)
-		}
-		return nil
-	}
+	return nil
 }
 
 // waitForData polls until a query at ts (milliseconds) returns series, so
@@ -424,56 +332,4 @@ func (s *Server) waitForData(ctx context.Context, ts int64) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// get fetches path with query q.
-func (s *Server) get(ctx context.Context, path string, q url.Values) (int, []byte, error) {
-	u := s.url + path
-	if q != nil {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, body, err
-}
-
-// getJSON fetches path with query q and decodes a 200 response into v.
-func (s *Server) getJSON(ctx context.Context, path string, q url.Values, v any) error {
-	code, body, err := s.get(ctx, path, q)
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d: %s", path, code, bytes.TrimSpace(body))
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("GET %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
