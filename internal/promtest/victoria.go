@@ -222,8 +222,8 @@ func (s *Server) importText(ctx context.Context, body []byte) error {
 
 // waitForSamples polls until the server holds as many samples as were
 // imported, counting them in /api/v1/export (raw samples; a PromQL count
-// is no good: VictoriaMetrics 1.79 leaves out a series' sample at the
-// evaluation time when its previous sample is weeks older). The import API
+// at the last timestamp is no good: VictoriaMetrics 1.79 does not see a
+// series at the exact time of its first sample). The import API
 // skips lines it cannot parse with no more than a log line, so a count
 // that stays short for settleTime is a failure.
 func (s *Server) waitForSamples(ctx context.Context, want importData) error {
