@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs phaseguard's whole test suite on a fresh machine: installs the real
-# components the tests run against (Debian's prometheus, with promtool),
+# components the tests run against (Debian's prometheus, with promtool, and
+# victoria-metrics),
 # builds the real kube-apiserver and Argo Rollouts controller the
 # end-to-end test runs (module e2e/tools: minutes the first time, seconds
 # once Go's build cache has them), then `go test -race ./...`. Extra
@@ -11,8 +12,9 @@ cd "$(dirname "$0")/.."
 need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
+command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 if ((${#need[@]})); then
-	echo "test.sh: installing ${need[*]} (Debian package) for the real-Prometheus tests" >&2
+	echo "test.sh: installing ${need[*]} (Debian packages) for the real-server tests" >&2
 	sudo=""
 	[[ $(id -u) -ne 0 ]] && sudo="sudo"
 	$sudo apt-get update -qq
@@ -27,6 +29,7 @@ echo "test.sh: building kube-apiserver and rollouts-controller into $PHASEGUARD_
 go build -C e2e/tools -trimpath -o "$PHASEGUARD_E2E_BIN" \
 	github.com/argoproj/argo-rollouts/cmd/rollouts-controller k8s.io/kubernetes/cmd/kube-apiserver
 
-# The real Prometheus tests must not skip when they are what CI is for.
+# The real Prometheus and VictoriaMetrics tests must not skip when they are
+# what CI is for (promtest.Binary fails them under CI=true).
 export CI="${CI:-true}"
 go test -race -count=1 -timeout 30m "$@" ./...
