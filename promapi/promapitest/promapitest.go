@@ -175,6 +175,11 @@ func (o *Oversized) Stats() (requests int, sent int64) {
 	return o.requests, o.sent
 }
 
+// oversizedBlock is the number of distinct series an Oversized answer
+// repeats: the body is built from one block of them, so that it costs
+// neither time nor memory to send.
+const oversizedBlock = 1000
+
 // ServeHTTP implements http.Handler.
 func (o *Oversized) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.mu.Lock()
@@ -193,59 +198,55 @@ func (o *Oversized) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
+
+	const (
+		head = `{"status":"success","data":{"resultType":"vector","result":[`
+		tail = `]}}`
+	)
+	// Samples of one length, each after a comma, so that the body is
+	// exactly Size: head, sample 0 without its comma, samples 1..n-1,
+	// spaces, tail.
+	var block []byte
+	for i := range oversizedBlock {
+		block = fmt.Appendf(block, `,{"metric":{"__name__":"phase_requests_total","pod":"p-%06d"},"value":[%s,"1"]}`, i, ts)
+	}
+	per := int64(len(block) / oversizedBlock)
+	n := max((o.Size-int64(len(head)+len(tail))+1)/per, 1)
+	pad := max(o.Size-int64(len(head)+len(tail))-(n*per-1), 0)
+
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-
-	head := `{"status":"success","data":{"resultType":"vector","result":[`
-	tail := `]}}`
-	// One sample of a fixed length, so that the body is exactly Size.
-	sample := func(i int) string {
-		return fmt.Sprintf(`{"metric":{"__name__":"phase_requests_total","pod":"p-%012d"},"value":[%s,"1"]}`, i, ts)
+	if !o.send(w, r, []byte(head), block[1:per]) {
+		return
 	}
-	per := int64(len(sample(0)) + 1) // with its comma
-	body := o.Size - int64(len(head)+len(tail))
-	n := max(body/per, 1)
-	pad := max(body-n*per+1, 0) // spaces after the last sample
-
-	var chunk bytes.Buffer
-	write := func(s string) bool {
-		chunk.WriteString(s)
-		if chunk.Len() < 32<<10 {
-			return true
+	for left := (n - 1) * per; left > 0; {
+		part := block[:min(left, int64(len(block)))]
+		if !o.send(w, r, part) {
+			return
 		}
-		return o.flush(w, r, &chunk)
+		left -= int64(len(part))
 	}
-	ok := write(head)
-	for i := int64(0); ok && i < n; i++ {
-		if i > 0 {
-			ok = write(",")
-		}
-		ok = ok && write(sample(int(i)))
-	}
-	ok = ok && write(strings.Repeat(" ", int(pad))) && write(tail)
-	if ok {
-		o.flush(w, r, &chunk)
-	}
+	o.send(w, r, bytes.Repeat([]byte(" "), int(pad)), []byte(tail))
 }
 
-// flush sends chunk, paced at o.Rate, and reports whether the client is
+// send writes parts, paced at o.Rate, and reports whether the client is
 // still there.
-func (o *Oversized) flush(w http.ResponseWriter, r *http.Request, chunk *bytes.Buffer) bool {
-	if o.Rate > 0 {
-		d := time.Duration(float64(chunk.Len()) / float64(o.Rate) * float64(time.Second))
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
+func (o *Oversized) send(w http.ResponseWriter, r *http.Request, parts ...[]byte) bool {
+	for _, p := range parts {
+		if o.Rate > 0 {
+			select {
+			case <-time.After(time.Duration(float64(len(p)) / float64(o.Rate) * float64(time.Second))):
+			case <-r.Context().Done():
+				return false
+			}
+		}
+		n, err := w.Write(p)
+		o.mu.Lock()
+		o.sent += int64(n)
+		o.mu.Unlock()
+		if err != nil {
 			return false
 		}
-	}
-	n, err := w.Write(chunk.Bytes())
-	chunk.Reset()
-	o.mu.Lock()
-	o.sent += int64(n)
-	o.mu.Unlock()
-	if err != nil {
-		return false
 	}
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
