@@ -222,8 +222,9 @@ func (s *Server) importText(ctx context.Context, body []byte) error {
 
 // waitForSamples polls until the server holds as many samples as were
 // imported, counting them in /api/v1/export (raw samples; a PromQL count
-// at the last timestamp is no good: VictoriaMetrics 1.79 does not see a
-// series at the exact time of its first sample). The import API
+// is no good: VictoriaMetrics 1.79 does not see samples at the exact time
+// of the earliest sample of a monthly partition, and a load may start a
+// partition with its last sample). The import API
 // skips lines it cannot parse with no more than a log line, so a count
 // that stays short for settleTime is a failure.
 func (s *Server) waitForSamples(ctx context.Context, want importData) error {

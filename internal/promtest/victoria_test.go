@@ -125,7 +125,8 @@ func TestStartVictoriaMetrics(t *testing.T) {
 	s := StartVictoriaMetrics(t, BackfillFile(path), Backfill([]byte(b)))
 
 	// Each query is 1ms after its sample: VictoriaMetrics 1.79 does not
-	// see a series at the exact time of its first sample.
+	// see samples at the exact time of the earliest sample of a monthly
+	// partition (t0 and g's; see TestCountingByBackend).
 	for _, c := range []struct {
 		query string
 		at    string
