@@ -30,6 +30,10 @@ type lineSLI struct {
 	Burn    map[string]analysis.Num `json:"burn"`
 	Samples analysis.Num            `json:"samples"`
 	Value   analysis.Num            `json:"value"`
+	// Windows are the canary's counts per window, longest first: every
+	// window of the policy whatever happened, null where there is no
+	// value, as in evaluate's JSON.
+	Windows []analysis.WindowResult `json:"windows"`
 }
 
 func runBacktest(ctx context.Context, e env, args []string) int {
@@ -100,7 +104,7 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 func lineOf(v *analysis.Verdict) backtestLine {
 	l := backtestLine{Time: v.Time, Verdict: string(v.Decision), Reason: v.Reason, MaxBurn: analysis.Num(v.MaxBurn()), Queries: v.Queries, SLIs: []lineSLI{}}
 	for _, s := range v.SLIs {
-		l.SLIs = append(l.SLIs, lineSLI{Name: s.Name, Verdict: string(s.Decision), Reason: s.Reason, Burn: s.Burn, Samples: s.Samples, Value: s.Value})
+		l.SLIs = append(l.SLIs, lineSLI{Name: s.Name, Verdict: string(s.Decision), Reason: s.Reason, Burn: s.Burn, Samples: s.Samples, Value: s.Value, Windows: s.Windows})
 	}
 	return l
 }
