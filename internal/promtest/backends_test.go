@@ -214,20 +214,23 @@ func windowCounts(where string, g, w analysis.SLIResult) []count {
 	return out
 }
 
-// diffStats summarises the differences of many counts: the largest
-// relative one among counts of at least 100 events, the largest absolute
-// one among smaller counts.
+// diffStats summarises the differences of many counts: the median and
+// largest relative ones among counts of at least 100 events, the largest
+// absolute one among smaller counts.
 type diffStats struct {
 	n            int
 	large, small count
 	rel, abs     float64
+	rels         []float64
 }
 
 func (s *diffStats) add(c count) {
 	s.n++
 	d := math.Abs(c.got - c.want)
 	if math.Abs(c.want) >= 100 {
-		if r := d / math.Abs(c.want); s.large.where == "" || r > s.rel {
+		r := d / math.Abs(c.want)
+		s.rels = append(s.rels, r)
+		if s.large.where == "" || r > s.rel {
 			s.large, s.rel = c, r
 		}
 	} else if s.small.where == "" || d > s.abs {
@@ -239,7 +242,8 @@ func (s *diffStats) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d counts", s.n)
 	if s.large.where != "" {
-		fmt.Fprintf(&b, "; >=100 events: up to %.2f%% (%.6g vs embedded %.6g, %s)", 100*s.rel, s.large.got, s.large.want, s.large.where)
+		slices.Sort(s.rels)
+		fmt.Fprintf(&b, "; >=100 events: median %.2f%%, up to %.2f%% (%.6g vs embedded %.6g, %s)", 100*s.rels[len(s.rels)/2], 100*s.rel, s.large.got, s.large.want, s.large.where)
 	}
 	if s.small.where != "" {
 		fmt.Fprintf(&b, "; <100 events: up to %.3g (%.6g vs embedded %.6g, %s)", s.abs, s.small.got, s.small.want, s.small.where)
