@@ -21,7 +21,9 @@ const (
 	Faulty Set = "faulty"
 	// FullDrain canaries: drain misrouting of every request (F1 at
 	// severity 1) on a canary serving 20 to 500 requests/s, for the
-	// "failed within 30 s of onset" target.
+	// "failed within 30 s of onset" target. They keep the corpus' lazy
+	// children, restarts and gaps, not its cutoffs and drops (which may
+	// hide the fault: the healthy and faulty sets count those).
 	FullDrain Set = "full-drain"
 )
 
@@ -73,6 +75,7 @@ func Corpus(seed int64, healthy, faulty, fullDrain int, g Geometry) []Case {
 			Onset:    time.Duration(r.Int64N(int64(scenarios.DefaultStage))).Truncate(time.Second),
 			Scope:    scenarios.ScopeCanary,
 		}
+		s.Cutoffs, s.Drops = nil, nil
 		s.Name = fmt.Sprintf("drain100-%03d", i)
 		s.Namespace = s.Name
 		s.Description = fmt.Sprintf("F1 (drain-misrouting) of every request, canary at %.4g requests/s, %s traffic", rate, s.Shape)
@@ -84,7 +87,8 @@ func Corpus(seed int64, healthy, faulty, fullDrain int, g Geometry) []Case {
 // fit returns s with its stage shortened to g.Stage. Times within the
 // stage keep their relative position: restarts and scrape gaps are scaled
 // with the stage, and the fault onset into [0, g.Stage-g.Exposure).
-// scenarios.Corpus draws them for its default stage.
+// scenarios.Corpus draws them for its default stage. Cutoffs keep their
+// length: they are measured against the policy's windows, not the stage.
 func (g Geometry) fit(s scenarios.Spec) scenarios.Spec {
 	warm := s.WarmUp
 	if warm == 0 {

@@ -52,16 +52,84 @@ type Tally struct {
 // Recall is Detected / Runs, NaN without runs.
 func (t Tally) Recall() float64 { return ratio(t.Detected, t.Runs) }
 
+// Decisions counts the decisions a detector ended runs with, and the
+// wrong ones among them (scenarios.Answer.Wrong).
+type Decisions struct {
+	Runs, Pass, Hold, Fail int
+	Wrong                  int
+}
+
+func (d *Decisions) add(decision string, wrong bool) {
+	d.Runs++
+	switch decision {
+	case scenarios.Pass:
+		d.Pass++
+	case scenarios.Hold:
+		d.Hold++
+	case scenarios.Fail:
+		d.Fail++
+	}
+	if wrong {
+		d.Wrong++
+	}
+}
+
+// Realism names a behaviour of real exporters and servers a case holds
+// (see scenarios.Corpus), for the breakdown of Figures.ByRealism.
+type Realism struct {
+	Name string
+	// Has reports whether a case's truth holds the behaviour.
+	Has func(scenarios.Truth) bool
+}
+
+// Realisms are the rows of Figures.ByRealism; a case may be in several.
+var Realisms = []Realism{
+	{"convention: children at zero, no cutoff, no drop", func(t scenarios.Truth) bool {
+		return !t.LazyChildren && len(t.Cutoffs) == 0 && len(t.Drops) == 0
+	}},
+	{"children created on first use", func(t scenarios.Truth) bool { return t.LazyChildren }},
+	{"canary pod rescheduled (dies, another is born)", func(t scenarios.Truth) bool {
+		return slices.ContainsFunc(t.Restarts, func(r scenarios.RestartTruth) bool { return r.Version == scenarios.Canary && r.NewPod != "" })
+	}},
+	{"counter reset (container restart)", func(t scenarios.Truth) bool {
+		return slices.ContainsFunc(t.Restarts, func(r scenarios.RestartTruth) bool { return r.NewPod == "" })
+	}},
+	{"canary's newest minutes missing", func(t scenarios.Truth) bool {
+		return slices.ContainsFunc(t.Cutoffs, func(c scenarios.CutoffTruth) bool { return c.Version == scenarios.Canary })
+	}},
+	{"stable's newest minutes missing", func(t scenarios.Truth) bool {
+		return slices.ContainsFunc(t.Cutoffs, func(c scenarios.CutoffTruth) bool { return c.Version == scenarios.Stable })
+	}},
+	{"canary build dropped or renamed an export", func(t scenarios.Truth) bool { return len(t.Drops) > 0 }},
+	{"no canary data in the last minute (cutoff or scrape gap)", func(t scenarios.Truth) bool { return t.Answer.NoRecentData }},
+}
+
 // Figures are one detector's decision figures on one corpus.
 type Figures struct {
 	Name string
-	// Healthy runs, false rollbacks among them, their rate and its 95 %
-	// Clopper–Pearson interval; HealthyHolds ended the stage held.
+	// Healthy runs, false rollbacks among them (a fail the truth calls
+	// wrong), their rate and its 95 % Clopper–Pearson interval;
+	// HealthyFails counts every fail of a healthy canary, also those the
+	// truth allows (a canary build that hid an SLI may be held or failed);
+	// HealthyHolds ended the stage held.
 	Healthy, FalseRollbacks int
 	FRRate, FRLow, FRHigh   float64
+	HealthyFails            int
 	HealthyHolds            int
+	// Untold are the healthy and faulty runs (scope canary) whose truth
+	// says the canary can't be told at the stage end (Answer.Right is
+	// hold: no recent canary data, a hidden SLI, a fault after the data
+	// ends): a hold is right and a pass wrong. Their faults are not in
+	// Faults.
+	Untold Decisions
+	// FalsePasses counts the runs of every set that passed where the
+	// truth says a pass is wrong, Untold's and missed faults alike.
+	FalsePasses int
+	// ByRealism breaks the healthy and the faulty runs down by Realisms.
+	ByRealism [][2]Decisions // [realism][0 healthy, 1 faulty]
 	// Faults are the faulty runs whose fault is the canary's (scope
-	// canary). Early failed before the onset: a rollback, not a detection.
+	// canary) and can be seen (Answer.Right is not hold). Early failed
+	// before the onset: a rollback, not a detection.
 	Faults Tally
 	Early  int
 	// Latency holds onset-to-fail times of the detected faults, sorted.
@@ -108,16 +176,29 @@ func GuardOutcome(r *Run) Outcome {
 	return Outcome{Fail: -1, Hold: r.Guard[last] == analysis.Hold}
 }
 
-// FloorOutcome is a perfect detector's outcome: every fault fails at the
-// first look whose data holds a scrape of a canary pod taken after the
-// onset (a scrape gap delays it), and nothing else fails. No detector can
-// be faster; its latency is the floor that the look interval, the scrape
-// interval and missing scrapes set.
+// Decision is the decision a run ended with: "fail" at a rollback, else
+// "hold" or "pass" (scenarios.Pass, Hold, Fail).
+func (o Outcome) Decision() string {
+	switch {
+	case o.Fail >= 0:
+		return scenarios.Fail
+	case o.Hold:
+		return scenarios.Hold
+	}
+	return scenarios.Pass
+}
+
+// FloorOutcome is a perfect detector's outcome: every fault the truth says
+// to fail (scenarios.Answer) fails at the first look whose data holds a
+// scrape of a canary pod taken after the onset (a scrape gap delays it),
+// what the truth says can't be told holds, and nothing else fails. No
+// detector can be faster; its latency is the floor that the look
+// interval, the scrape interval and missing scrapes set.
 func FloorOutcome(every time.Duration) func(*Run) Outcome {
 	return func(r *Run) Outcome {
 		tr := r.Truth
-		if tr.Fault == nil {
-			return Outcome{Fail: -1}
+		if tr.Fault == nil || tr.Answer.Right != scenarios.Fail {
+			return Outcome{Fail: -1, Hold: tr.Answer.Right == scenarios.Hold}
 		}
 		si := time.Duration(tr.ScrapeInterval)
 		scrape := tr.Start.Add((tr.Fault.Onset.Sub(tr.Start)/si + 1) * si)
@@ -152,6 +233,7 @@ func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Out
 	floor := FloorOutcome(every)
 	f := Figures{
 		Name:      name,
+		ByRealism: make([][2]Decisions, len(Realisms)),
 		ByKind:    make([]Tally, len(scenarios.FaultKinds)),
 		ByBand:    make([]Tally, len(BurnBands)),
 		ByTraffic: make([]Tally, len(TrafficBands)),
@@ -160,10 +242,33 @@ func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Out
 	for _, r := range runs {
 		o := outcome(r)
 		tr := r.Truth
+		decision := o.Decision()
+		wrong := tr.Answer.IsWrong(decision)
+		if wrong && decision == scenarios.Pass {
+			f.FalsePasses++
+		}
+		untold := tr.Answer.Right == scenarios.Hold && (tr.Fault == nil || tr.Fault.Scope == scenarios.ScopeCanary) && r.Set != FullDrain
+		if untold {
+			f.Untold.add(decision, wrong)
+		}
+		if r.Set != FullDrain {
+			set := 0
+			if tr.Fault != nil {
+				set = 1
+			}
+			for i, re := range Realisms {
+				if re.Has(tr) {
+					f.ByRealism[i][set].add(decision, wrong)
+				}
+			}
+		}
 		if tr.Fault == nil {
 			f.Healthy++
 			if o.Fail >= 0 {
-				f.FalseRollbacks++
+				f.HealthyFails++
+				if wrong {
+					f.FalseRollbacks++
+				}
 			}
 			if o.Hold {
 				f.HealthyHolds++
@@ -205,6 +310,9 @@ func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Out
 			if o.Hold {
 				f.Both.Held++
 			}
+			continue
+		case untold:
+			// The fault can't be seen: Untold counts it.
 			continue
 		}
 		add(&f.Faults)
@@ -328,7 +436,7 @@ func Paired(runs []*Run, every time.Duration, a, b func(*Run) Outcome) (ma, mb t
 	var la, lb []time.Duration
 	for _, r := range runs {
 		tr := r.Truth
-		if r.Set != Faulty || tr.Fault.Scope != scenarios.ScopeCanary {
+		if r.Set != Faulty || tr.Fault.Scope != scenarios.ScopeCanary || tr.Answer.Right == scenarios.Hold {
 			continue
 		}
 		oa, ob := a(r), b(r)

@@ -55,7 +55,7 @@ func (r *Report) WriteSVG(w io.Writer) error {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
-	p(`<text x="%d" y="22" font-size="14" font-weight="bold">False rollbacks against detection latency (seed %d, %d healthy, %d faulty)</text>`+"\n", left, r.Seed, r.Guard.Healthy, r.Guard.Faults.Runs+r.Guard.Both.Runs)
+	p(`<text x="%d" y="22" font-size="14" font-weight="bold">False rollbacks against detection latency (seed %d, %d healthy, %d faulty)</text>`+"\n", left, r.Seed, r.Guard.Healthy, r.count(Faulty))
 	for x := 0.0; x <= maxX+xStep/2; x += xStep {
 		p(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%.1f" stroke="#e5e5e5"/>`+"\n", X(x), top, X(x), Y(0))
 		p(`<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", X(x), Y(0)+16, dur(time.Duration(x*float64(time.Second))))

@@ -256,8 +256,8 @@ func TestCutoffs(t *testing.T) {
 					t.Errorf("kube_pod_status_ready of %s ends before the cutoff", pod)
 				}
 			}
-			if a := sc.Truth.Answer; a.Right != tt.right || !slices.Equal(a.Wrong, tt.wrong) {
-				t.Errorf("answer %+v, want %s, wrong %v", a, tt.right, tt.wrong)
+			if a := sc.Truth.Answer; a.Right != tt.right || !slices.Equal(a.Wrong, tt.wrong) || a.NoRecentData != (tt.version == Canary) {
+				t.Errorf("answer %+v, want %s, wrong %v, no recent data %v", a, tt.right, tt.wrong, tt.version == Canary)
 			}
 		})
 	}
@@ -316,7 +316,7 @@ func TestDrops(t *testing.T) {
 			if len(sc.Truth.Drops) != 1 || sc.Truth.Drops[0] != want || want.SLI == "" {
 				t.Errorf("truth drops %+v, want %+v", sc.Truth.Drops, want)
 			}
-			if a := sc.Truth.Answer; !a.IsWrong(Pass) {
+			if a := sc.Truth.Answer; !a.IsWrong(Pass) || !slices.Equal(a.Hidden, []string{want.SLI}) {
 				t.Errorf("answer %+v: a pass must be wrong when the canary build hides %s", a, want.SLI)
 			}
 		})

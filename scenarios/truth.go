@@ -141,6 +141,11 @@ type Answer struct {
 	Wrong []string `json:"wrong"`
 	// Why says so in one line.
 	Why string `json:"why"`
+	// NoRecentData is set when the canary's pods have fewer than two
+	// application samples in the last AnswerWindow.
+	NoRecentData bool `json:"no_recent_data"`
+	// Hidden lists the SLIs the canary build's Drops hide.
+	Hidden []string `json:"hidden"`
 }
 
 // IsWrong reports whether decision d ("pass", "fail" or "hold") is wrong.
@@ -282,10 +287,18 @@ func round4(x float64) float64 {
 // answer returns the right decision about the canary at the end of the
 // stage; see Answer.
 func (p *plan) answer() Answer {
+	a, blind, hidden := p.decide()
+	a.NoRecentData, a.Hidden = blind, hidden
+	return a
+}
+
+// decide returns the answer's decisions and reason, whether the canary has
+// no recent data and the SLIs its build hides.
+func (p *plan) decide() (a Answer, blind bool, hidden []string) {
 	s := p.spec
 	win := AnswerWindow.Milliseconds()
-	blind := p.appSamples(Canary, p.end-win, p.end) < 2
-	var hidden []string
+	blind = p.appSamples(Canary, p.end-win, p.end) < 2
+	hidden = []string{}
 	for _, d := range s.Drops {
 		hidden = append(hidden, DropSLI(d))
 	}
@@ -322,14 +335,14 @@ func (p *plan) answer() Answer {
 		}
 		switch {
 		case blind:
-			return Answer{Right: Hold, Wrong: []string{Pass, Fail}, Why: why(base)}
+			return Answer{Right: Hold, Wrong: []string{Pass, Fail}, Why: why(base)}, blind, hidden
 		case len(hidden) > 0:
-			return Answer{Right: Hold, Wrong: []string{Pass}, Why: why(base)}
+			return Answer{Right: Hold, Wrong: []string{Pass}, Why: why(base)}, blind, hidden
 		}
-		return Answer{Right: Pass, Wrong: wrong, Why: base}
+		return Answer{Right: Pass, Wrong: wrong, Why: base}, blind, hidden
 	case f.Scope == ScopeBoth:
 		return Answer{Right: Hold, Wrong: []string{Pass, Fail},
-			Why: why(fmt.Sprintf("%s at %.3gx on canary and stable alike: not the canary's fault", f.Kind, burn))}
+			Why: why(fmt.Sprintf("%s at %.3gx on canary and stable alike: not the canary's fault", f.Kind, burn))}, blind, hidden
 	}
 	// The fault shows if an SLI it raises over budget is not hidden, in
 	// at least two canary samples after the onset.
@@ -342,10 +355,10 @@ func (p *plan) answer() Answer {
 	seen := p.appSamples(Canary, p.onset, p.end) >= 2
 	base := fmt.Sprintf("%s at %.3gx its budget", f.Kind, burn)
 	if visible >= 1 && seen {
-		return Answer{Right: Fail, Wrong: []string{Pass}, Why: why(base)}
+		return Answer{Right: Fail, Wrong: []string{Pass}, Why: why(base)}, blind, hidden
 	}
 	if !seen {
 		base += ", with no canary data after the onset"
 	}
-	return Answer{Right: Hold, Wrong: []string{Pass}, Why: why(base)}
+	return Answer{Right: Hold, Wrong: []string{Pass}, Why: why(base)}, blind, hidden
 }

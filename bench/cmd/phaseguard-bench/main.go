@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	out := fs.String("out", "BENCHMARKS.md", "Markdown report to write")
 	svg := fs.String("svg", "bench/tradeoff.svg", "trade-off plot to write (empty: none)")
 	cache := fs.String("observations", "", "file caching the observed runs (gob): read when it holds the same corpus, written otherwise; for re-rendering the report")
+	before := fs.String("before", "", "observations file (-observations) of an earlier run of the same corpus, shown as \"before\" in a before/after section")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cases := bench.Corpus(*seed, *healthy, *faulty, *fullDrain, geo)
 	key := fmt.Sprintf("seed %d healthy %d faulty %d full-drain %d policy %s stage %s", *seed, *healthy, *faulty, *fullDrain, *policy, *stage)
 	began := time.Now()
+	command := "go run ./bench/cmd/phaseguard-bench " + strings.Join(withoutFlag(args, "observations"), " ")
 	runs, elapsed, rev, err := load(*cache, key)
 	if err != nil {
 		return err
@@ -88,13 +90,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		elapsed, rev = time.Since(began), revision()
-		if err := save(*cache, observations{Key: key, Runs: runs, Elapsed: elapsed, Revision: rev}); err != nil {
+		if err := save(*cache, observations{Key: key, Runs: runs, Elapsed: elapsed, Revision: rev, Command: command}); err != nil {
 			return err
 		}
 	}
 	_, every := j.Looks()
 	r := &bench.Report{
-		Command:   "go run ./bench/cmd/phaseguard-bench " + strings.Join(withoutFlag(args, "observations"), " "),
+		Command:   command,
 		Date:      time.Now(),
 		Machine:   machine(),
 		Go:        fmt.Sprintf("%s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH),
@@ -112,6 +114,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	r.Guard = bench.Score("phaseguard", runs, every, bench.GuardOutcome)
 	r.Curves = bench.Sweeps(runs, every, bench.DefaultBaselines, bench.Sweep, r.Guard.FRRate)
+	if *before != "" {
+		o, err := read(*before)
+		if err != nil {
+			return err
+		}
+		if o.Key != key {
+			return fmt.Errorf("-before %s: observed %q, not this corpus (%q)", *before, o.Key, key)
+		}
+		r.Before = &bench.Before{Command: o.Command, Revision: o.Revision, Guard: bench.Score("phaseguard", o.Runs, every, bench.GuardOutcome)}
+	}
 
 	if *costCases > 0 {
 		fmt.Fprintf(stderr, "timing %d cases against a real Prometheus\n", *costCases)
@@ -222,6 +234,22 @@ type observations struct {
 	Runs     []*bench.Run
 	Elapsed  time.Duration
 	Revision string
+	// Command ran the observation, without -observations.
+	Command string
+}
+
+// read decodes an -observations file.
+func read(path string) (observations, error) {
+	var o observations
+	f, err := os.Open(path)
+	if err != nil {
+		return o, err
+	}
+	defer f.Close()
+	if err := gob.NewDecoder(f).Decode(&o); err != nil {
+		return o, fmt.Errorf("read %s: %w", path, err)
+	}
+	return o, nil
 }
 
 // load reads cached runs for key; nil runs when there are none.
@@ -229,17 +257,12 @@ func load(path, key string) ([]*bench.Run, time.Duration, string, error) {
 	if path == "" {
 		return nil, 0, "", nil
 	}
-	f, err := os.Open(path)
+	o, err := read(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, "", nil
 	}
 	if err != nil {
 		return nil, 0, "", err
-	}
-	defer f.Close()
-	var o observations
-	if err := gob.NewDecoder(f).Decode(&o); err != nil {
-		return nil, 0, "", fmt.Errorf("read %s: %w", path, err)
 	}
 	if o.Key != key {
 		return nil, 0, "", nil

@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/scenarios"
+)
+
+// TestScoreAnswers checks that Score judges each run by its truth's
+// answer: a hold is right where the canary can't be told and a pass is
+// wrong there; a fail of a healthy canary is a false rollback unless the
+// truth allows it.
+func TestScoreAnswers(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	answer := func(right string, wrong ...string) scenarios.Answer {
+		return scenarios.Answer{Right: right, Wrong: wrong, Why: "test"}
+	}
+	fault := &scenarios.FaultTruth{Kind: scenarios.DrainMisrouting, Scope: scenarios.ScopeCanary, Onset: start,
+		CanaryBurn: map[string]float64{scenarios.SLIDrainFailure: 20}}
+	run := func(name string, set Set, f *scenarios.FaultTruth, a scenarios.Answer, end analysis.Decision, mod func(*scenarios.Truth)) *Run {
+		tr := scenarios.Truth{Name: name, Start: start.Add(-10 * time.Minute), StageStart: start, StageEnd: start.Add(15 * time.Minute),
+			ScrapeInterval: 15_000_000_000, Fault: f, Answer: a, CanaryPods: []string{"p"}}
+		if mod != nil {
+			mod(&tr)
+		}
+		return &Run{Name: name, Set: set, Truth: tr, Guard: []analysis.Decision{analysis.Hold, end}}
+	}
+	blind := func(tr *scenarios.Truth) {
+		tr.Answer.NoRecentData = true
+		tr.Cutoffs = []scenarios.CutoffTruth{{Version: scenarios.Canary, At: start.Add(13 * time.Minute)}}
+	}
+	dropped := func(tr *scenarios.Truth) { tr.Drops = []scenarios.DropTruth{{Drop: scenarios.DropRetries}} }
+	runs := []*Run{
+		run("healthy-pass", Healthy, nil, answer(scenarios.Pass, scenarios.Fail), analysis.Pass, nil),
+		run("healthy-hold", Healthy, nil, answer(scenarios.Pass, scenarios.Fail), analysis.Hold, nil),
+		run("healthy-fail", Healthy, nil, answer(scenarios.Pass, scenarios.Fail), analysis.Fail, nil),
+		run("blind-pass", Healthy, nil, answer(scenarios.Hold, scenarios.Pass, scenarios.Fail), analysis.Pass, blind),
+		run("blind-hold", Healthy, nil, answer(scenarios.Hold, scenarios.Pass, scenarios.Fail), analysis.Hold, blind),
+		run("blind-fail", Healthy, nil, answer(scenarios.Hold, scenarios.Pass, scenarios.Fail), analysis.Fail, blind),
+		run("dropped-fail", Healthy, nil, answer(scenarios.Hold, scenarios.Pass), analysis.Fail, dropped),
+		run("dropped-pass", Healthy, nil, answer(scenarios.Hold, scenarios.Pass), analysis.Pass, dropped),
+		run("hidden-fault-pass", Faulty, fault, answer(scenarios.Hold, scenarios.Pass), analysis.Pass, dropped),
+		run("fault-fail", Faulty, fault, answer(scenarios.Fail, scenarios.Pass), analysis.Fail, nil),
+		run("fault-pass", Faulty, fault, answer(scenarios.Fail, scenarios.Pass), analysis.Pass, nil),
+	}
+	f := Score("phaseguard", runs, 30*time.Second, GuardOutcome)
+	type got struct {
+		Healthy, FalseRollbacks, HealthyFails, HealthyHolds, FalsePasses int
+		Untold                                                           Decisions
+		Faults                                                           Tally
+	}
+	want := got{
+		Healthy: 8, FalseRollbacks: 2, HealthyFails: 3, HealthyHolds: 2, FalsePasses: 4,
+		Untold: Decisions{Runs: 6, Pass: 3, Hold: 1, Fail: 2, Wrong: 4},
+		Faults: Tally{Runs: 2, Detected: 1},
+	}
+	if diff := cmp.Diff(want, got{f.Healthy, f.FalseRollbacks, f.HealthyFails, f.HealthyHolds, f.FalsePasses, f.Untold, f.Faults}); diff != "" {
+		t.Errorf("Score (-want +got):\n%s", diff)
+	}
+	// The breakdown: the convention row has the plain runs, the cutoff
+	// row the blind ones, the drop row the dropped ones.
+	rows := map[string][2]Decisions{}
+	for i, re := range Realisms {
+		rows[re.Name] = f.ByRealism[i]
+	}
+	checks := []struct {
+		row             string
+		healthy, faulty Decisions
+	}{
+		{Realisms[0].Name, Decisions{Runs: 3, Pass: 1, Hold: 1, Fail: 1, Wrong: 1}, Decisions{Runs: 2, Pass: 1, Fail: 1, Wrong: 1}},
+		{"canary's newest minutes missing", Decisions{Runs: 3, Pass: 1, Hold: 1, Fail: 1, Wrong: 2}, Decisions{}},
+		{"canary build dropped or renamed an export", Decisions{Runs: 2, Pass: 1, Fail: 1, Wrong: 1}, Decisions{Runs: 1, Pass: 1, Wrong: 1}},
+	}
+	for _, c := range checks {
+		if diff := cmp.Diff([2]Decisions{c.healthy, c.faulty}, rows[c.row]); diff != "" {
+			t.Errorf("row %q (-want +got):\n%s", c.row, diff)
+		}
+	}
+	// The floor holds what can't be told and fails only the faults it
+	// can see.
+	floor := Score("floor", runs, 30*time.Second, FloorOutcome(30*time.Second))
+	if floor.FalseRollbacks != 0 || floor.FalsePasses != 0 || floor.Untold.Hold != floor.Untold.Runs || floor.Faults.Detected != 2 {
+		t.Errorf("floor: false rollbacks %d, false passes %d, untold %+v, faults %+v; want 0, 0, all held, 2 detected",
+			floor.FalseRollbacks, floor.FalsePasses, floor.Untold, floor.Faults)
+	}
+}
