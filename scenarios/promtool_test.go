@@ -37,6 +37,16 @@ func TestPromtoolBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 	files[odd.Name] = sc.OpenMetrics
+	// What real exporters do: lazy children, a rescheduled canary pod, the
+	// newest minutes missing, a renamed family and a respelled label value.
+	messy := Spec{Name: "messy", Seed: 6, CanaryPods: 2, LazyChildren: true,
+		Restarts: []Restart{{Version: Canary, Pod: 1, At: 20 * time.Minute, NewPod: true}},
+		Cutoffs:  []Cutoff{{Version: Canary, For: 2 * time.Minute}},
+		Drops:    []Drop{DropSchemaErrors, DropDuplicateValue}}
+	if sc, err = Generate(messy); err != nil {
+		t.Fatal(err)
+	}
+	files[messy.Name] = sc.OpenMetrics
 	for name, om := range files {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
