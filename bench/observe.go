@@ -188,7 +188,7 @@ func ProbeQueries(p *policies.Policy, w time.Duration, t policies.Target) ([]str
 	for i := range p.Spec.SLIs {
 		s := &p.Spec.SLIs[i]
 		part := func(pt policies.Part) (string, error) {
-			q := s.PartQuery(pt, w, t)
+			q := s.AuthoredQuery(pt, w, t)
 			if q == "" {
 				return "", fmt.Errorf("sli %s: no %s query in window %s (the window must be one of the policy's)", s.Name, pt, w)
 			}

@@ -110,3 +110,22 @@ spec:
 		t.Errorf("the batched query has no presence check of the second family: %s", q)
 	}
 }
+
+// TestAuthoredQuery: the part as written, for baselines that model what
+// Argo and Flagger users send.
+func TestAuthoredQuery(t *testing.T) {
+	t.Parallel()
+	p, err := Preset("phase-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.Spec.SLIs[0]
+	got := s.AuthoredQuery(PartBad, 5*60e9, Target{Service: "checkout", Hash: "abc"})
+	want := `sum(increase(phase_requests_total{phase!="active",pod_template_hash="abc",service="checkout"}[5m]))`
+	if got != want {
+		t.Errorf("AuthoredQuery = %s, want %s", got, want)
+	}
+	if got := s.AuthoredQuery(PartBad, 7*60e9, Target{}); got != "" {
+		t.Errorf("a window the policy does not have: %q, want empty", got)
+	}
+}

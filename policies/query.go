@@ -88,8 +88,8 @@ func (s *SLI) Query(t Target) string {
 	return render(s.compiled.batchTpl, t)
 }
 
-// PartQuery returns one part's query in one window for a target, for
-// display.
+// PartQuery returns one part's query in one window for a target as it is
+// sent (series born in the window counted from zero), for display.
 func (s *SLI) PartQuery(p Part, w time.Duration, t Target) string {
 	i := slices.Index(s.compiled.windows, w)
 	q := s.compiled.printed[p]
@@ -97,6 +97,26 @@ func (s *SLI) PartQuery(p Part, w time.Duration, t Target) string {
 		return ""
 	}
 	return render(q[i], t)
+}
+
+// AuthoredQuery returns one part's query in window w for a target as its
+// author wrote it, without the rewrite that counts series born in the
+// window from zero (countFromZero): the query an Argo Rollouts or Flagger
+// user sends for the same SLI. Empty for a part or window the SLI does
+// not have.
+func (s *SLI) AuthoredQuery(p Part, w time.Duration, t Target) string {
+	i := slices.IndexFunc(s.compiled.srcs, func(q partSource) bool { return q.part == p })
+	if i < 0 || !slices.Contains(s.compiled.windows, w) {
+		return ""
+	}
+	expr, err := promqlParser.ParseExpr(strings.ReplaceAll(s.compiled.srcs[i].expr, PlaceholderWindow, model.Duration(w).String()))
+	if err != nil {
+		return "" // parsed at compile time with every window
+	}
+	if expr.Type() == parser.ValueTypeScalar {
+		expr = &parser.Call{Func: parser.Functions["vector"], Args: parser.Expressions{expr}}
+	}
+	return render(expr.String(), t)
 }
 
 // QueryWithin returns Query(t) with every window longer than span cut to
