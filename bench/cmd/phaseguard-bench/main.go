@@ -85,11 +85,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if runs == nil {
-		fmt.Fprintf(stderr, "observing %d cases with %d workers\n", len(cases), *workers)
+		// The revision observed is the one at the start: others may
+		// commit while the corpus is observed.
+		rev = revision()
+		fmt.Fprintf(stderr, "observing %d cases with %d workers at %s\n", len(cases), *workers, rev)
 		if runs, err = bench.Collect(ctx, j, cases, bench.DefaultBaselines, bench.Sweep, *workers, stderr); err != nil {
 			return err
 		}
-		elapsed, rev = time.Since(began), revision()
+		elapsed = time.Since(began)
 		if err := save(*cache, observations{Key: key, Runs: runs, Elapsed: elapsed, Revision: rev, Command: command}); err != nil {
 			return err
 		}
