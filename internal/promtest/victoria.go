@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 )
@@ -185,14 +186,14 @@ var labelValueEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 // no other label.
 func formatSeries(lset labels.Labels) string {
 	var b strings.Builder
-	b.WriteString(lset.Get(labels.MetricName))
+	b.WriteString(lset.Get(model.MetricNameLabel))
 	if lset.Len() == 1 {
 		return b.String()
 	}
 	b.WriteByte('{')
 	sep := ""
 	lset.Range(func(l labels.Label) {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			return
 		}
 		fmt.Fprintf(&b, `%s%s="%s"`, sep, l.Name, labelValueEscaper.Replace(l.Value))
