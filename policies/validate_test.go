@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
@@ -167,7 +168,7 @@ func matcherOf(t *testing.T, sel string) *labels.Matcher {
 		t.Fatalf("%s does not parse as a selector", sel)
 	}
 	for _, m := range vs.LabelMatchers {
-		if m.Name != labels.MetricName {
+		if m.Name != model.MetricNameLabel {
 			return m
 		}
 	}
