@@ -54,9 +54,10 @@ type Spec struct {
 	// alpha is spent. Default 30s.
 	Interval model.Duration `yaml:"interval"`
 	// MinSamples is the number of events (requests, observations, jobs) a
-	// ratio SLI needs in its longest window before it may pass or fail;
-	// below it the SLI holds. Default 100; at least 1 (an explicit 0 is an
-	// error, not "no floor").
+	// ratio SLI needs in its longest window before it may pass; below it
+	// the SLI holds, unless the events it has already fail it (a fail
+	// needs only significance: DESIGN.md, "Evidence"). Default 100; at
+	// least 1 (an explicit 0 is an error, not "no floor").
 	MinSamples float64 `yaml:"minSamples"`
 	// OnQueryError says what a query error does to the verdict: "hold"
 	// (default: an outage of Prometheus pauses the rollout) or "fail".
