@@ -155,8 +155,10 @@ type Ratio struct {
 }
 
 // Rate gives the queries of a rate SLI: Events counts the events in
-// $window; Presence, when given, returns a series whenever the target
-// reports at all, so that no events can be told from no data.
+// $window. Absent events are told from no data by the presence checks
+// every part gets (SLI.Absence); Presence, when given, is one more: a
+// query that returns a series whenever the target reports at all, and
+// without whose series a window has no data.
 type Rate struct {
 	Events   string `yaml:"events"`
 	Presence string `yaml:"presence"`
