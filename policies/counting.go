@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -111,7 +110,7 @@ var presenceLabels = []string{"le", "quantile"}
 func family(vs *parser.VectorSelector) string {
 	fam := &parser.VectorSelector{Name: vs.Name}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == labels.MetricName || slices.Contains(targetPlaceholders, m.Value) || slices.Contains(presenceLabels, m.Name) {
+		if m.Name == model.MetricNameLabel || slices.Contains(targetPlaceholders, m.Value) || slices.Contains(presenceLabels, m.Name) {
 			fam.LabelMatchers = append(fam.LabelMatchers, m)
 		}
 	}

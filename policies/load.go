@@ -467,9 +467,6 @@ func (p *Policy) validate(d *decoder) []error {
 		}
 		cerrs := sli.compile(path, windows)
 		perr := checkPartTargets(path, sli, cerrs)
-		if len(perr) > 0 {
-			cerrs = withoutSLITargetError(path, cerrs)
-		}
 		for _, err := range append(cerrs, perr...) {
 			var fe *FieldError
 			if errors.As(err, &fe) && fe.Line == 0 {

@@ -301,9 +301,7 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 	if !strings.Contains(strings.Join(srcSlice(srcs[:authored], func(q src) string { return q.expr }), " "), PlaceholderWindow) {
 		errs = append(errs, &FieldError{Path: path, Msg: "no query uses $window: every window would give the same numbers"})
 	}
-	if !c.uses[PlaceholderHash] && !c.uses[PlaceholderService] {
-		errs = append(errs, &FieldError{Path: path, Msg: "no query selects the target with $hash or $service: canary and stable would be indistinguishable"})
-	}
+	// That every part selects the target is checkPartTargets' to say.
 	c.batchTpl = strings.Join(batch, " or ")
 	// The batched query is built from parsed parts; parse it once to be sure.
 	if _, err := promqlParser.ParseExpr(c.batchTpl); err != nil && len(batch) > 0 {

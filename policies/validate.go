@@ -96,15 +96,6 @@ func selectsTarget(e parser.Expr) bool {
 	return found
 }
 
-// withoutSLITargetError drops compile's problem for an SLI none of whose
-// parts selects the target, which checkPartTargets reports part by part.
-func withoutSLITargetError(path string, errs []error) []error {
-	return slices.DeleteFunc(errs, func(err error) bool {
-		fe, ok := err.(*FieldError)
-		return ok && fe.Path == path && strings.HasPrefix(fe.Msg, "no query selects the target")
-	})
-}
-
 // lint reports what a policy that loads may still get wrong, each as a
 // *FieldError at the line of its SLI part: an exact le or quantile matcher
 // that only one spelling of its number satisfies (see spellings).
