@@ -24,9 +24,16 @@ const bornLookback = time.Hour
 // plain range selector in e so that series born inside the window count
 // their events from zero:
 //
-//	increase(m[w])  ->  (increase(m[w]) and present_over_time(m[1h] offset w))
-//	                    or (max_over_time(m[w]) unless present_over_time(m[1h] offset w))
+//	increase(m[w])  ->  (max_over_time(m[w]) unless present_over_time(m[1h] offset w))
+//	                    or increase(m[w])
 //	rate(m[w])      ->  the same divided by w in seconds
+//
+// The left side is the series born in the window, counted to their
+// highest value; `or` adds the increase() of every other series (it keeps
+// a right-hand series only when no left-hand one has its labels, metric
+// name aside, on Prometheus and VictoriaMetrics alike). An old series with
+// a single sample in the window has no increase() and counts nothing, as
+// with a plain increase().
 //
 // increase() needs two samples of a series and counts from its first one,
 // so events in a series created on first use (a phase="draining" child on
@@ -64,7 +71,7 @@ func countFromZero(e parser.Expr) (parser.Expr, error) {
 		plain := *vs
 		plain.OriginalOffset = 0
 		before := fmt.Sprintf("present_over_time(%s[%s] offset %s)", plain.String(), model.Duration(bornLookback), model.Duration(ms.Range+vs.OriginalOffset))
-		text := fmt.Sprintf("((increase(%[1]s) and %[2]s) or (max_over_time(%[1]s) unless %[2]s))", ms.String(), before)
+		text := fmt.Sprintf("((max_over_time(%[1]s) unless %[2]s) or increase(%[1]s))", ms.String(), before)
 		if n.Func.Name == "rate" {
 			text = fmt.Sprintf("(%s / %g)", text, ms.Range.Seconds())
 		}

@@ -11,7 +11,7 @@ import (
 // bornAware is what countFromZero makes of increase(sel[w]).
 func bornAware(sel, w string) string {
 	before := fmt.Sprintf("present_over_time(%s[1h] offset %s)", sel, w)
-	return fmt.Sprintf("((increase(%s[%s]) and %s) or (max_over_time(%s[%s]) unless %s))", sel, w, before, sel, w, before)
+	return fmt.Sprintf("((max_over_time(%s[%s]) unless %s) or increase(%s[%s]))", sel, w, before, sel, w)
 }
 
 // TestCountFromZero checks the rewrite of every counter increase, exact
@@ -26,7 +26,7 @@ func TestCountFromZero(t *testing.T) {
 		{"increase", `sum(increase(m_total{service="$service"}[5m]))`, "sum(" + bornAware(m, "5m") + ")"},
 		{"rate is increase over the window's seconds", `sum(rate(m_total{service="$service"}[5m]))`, "sum((" + bornAware(m, "5m") + " / 300))"},
 		{"offset adds to the look before", `sum(increase(m_total{service="$service"}[5m] offset 1m))`,
-			`sum(((increase(m_total{service="$service"}[5m] offset 1m) and present_over_time(m_total{service="$service"}[1h] offset 6m)) or (max_over_time(m_total{service="$service"}[5m] offset 1m) unless present_over_time(m_total{service="$service"}[1h] offset 6m))))`},
+			`sum(((max_over_time(m_total{service="$service"}[5m] offset 1m) unless present_over_time(m_total{service="$service"}[1h] offset 6m)) or increase(m_total{service="$service"}[5m] offset 1m)))`},
 		{"both sides of arithmetic", `sum(increase(m_total{service="$service"}[5m])) - sum(increase(n_total{service="$service"}[5m]))`,
 			"sum(" + bornAware(m, "5m") + ") - sum(" + bornAware(`n_total{service="$service"}`, "5m") + ")"},
 		{"nested in functions and aggregations", `clamp_min(sum by (pod) (increase(m_total{service="$service"}[5m])), 0)`,
