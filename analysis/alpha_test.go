@@ -57,7 +57,8 @@ func simulate(rng *rand.Rand, seconds int, rps, p float64) stageRun {
 }
 
 // vector is what the batched query returns at second t: the counts of
-// each window, tagged with part and window labels.
+// each window, tagged with part and window labels, and the presence of the
+// two metric families the simulated SLI reads.
 func (r stageRun) vector(windows []time.Duration, t int) model.Vector {
 	var v model.Vector
 	for _, w := range windows {
@@ -66,7 +67,7 @@ func (r stageRun) vector(windows []time.Duration, t int) model.Vector {
 			bad += r.bad[i]
 			total += r.total[i]
 		}
-		for part, val := range map[policies.Part]float64{policies.PartBad: bad, policies.PartTotal: total} {
+		for part, val := range map[policies.Part]float64{policies.PartBad: bad, policies.PartTotal: total, "presence/0": 1, "presence/1": 1} {
 			v = append(v, &model.Sample{Value: model.SampleValue(val), Metric: model.Metric{
 				policies.PartLabel: model.LabelValue(part), policies.WindowLabel: model.LabelValue(model.Duration(w).String())}})
 		}

@@ -118,11 +118,10 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 			return nil
 		}
 		// read returns a part's value, or zero when it is absent and the
-		// absence means zero.
+		// absence means zero. Either counts only while t exports every
+		// family the part reads: a value from a fallback (`or vector(0)`)
+		// for a renamed metric is no data.
 		read := func(p policies.Part) (float64, error) {
-			if v, ok := get(p); ok {
-				return v, invalid(p, v)
-			}
 			a := sli.Absence(p)
 			var missing []string
 			for _, f := range a.Needs {
@@ -130,9 +129,12 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 					missing = append(missing, sli.Family(f, t))
 				}
 			}
+			v, ok := get(p)
 			switch {
 			case len(missing) > 0:
 				return 0, &absentError{part: p, families: missing}
+			case ok:
+				return v, invalid(p, v)
 			case !a.Safe:
 				return 0, fmt.Errorf("%s: %w", p, ErrCannotTell)
 			}
@@ -152,12 +154,13 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 			continue
 		}
 		w.total, w.err = read(policies.PartTotal)
+		if _, ok := get(policies.PartTotal); !ok && w.err == nil || errors.Is(w.err, ErrCannotTell) {
+			// Without a total there is nothing to count against: no
+			// series measured it (fewer than two samples of any).
+			w.err = &absentError{part: policies.PartTotal}
+		}
 		switch {
 		case w.err != nil:
-			if errors.Is(w.err, ErrCannotTell) {
-				// Without a total there is nothing to count against.
-				w.err = &absentError{part: policies.PartTotal}
-			}
 		case w.total == 0:
 			// Exported, but no events: data without a burn.
 		case sli.Ratio.Good != "":
@@ -167,8 +170,12 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 			}
 		default:
 			// increase() extrapolates each series on its own, so bad may
-			// exceed total by a little.
+			// exceed total by a little; by more, the queries do not count
+			// the same events.
 			w.bad, w.err = read(policies.PartBad)
+			if w.err == nil && w.bad > w.total*1.1+1 {
+				w.err = fmt.Errorf("bad (%g) exceeds total (%g) in %s: the bad query does not count a subset of the total's events", w.bad, w.total, name)
+			}
 			w.bad = math.Min(w.bad, w.total)
 		}
 		out[i] = w

@@ -158,6 +158,14 @@ func TestAbsentPart(t *testing.T) {
 			answers{"bad": every(300), "total": every(1000), "presence/0": every(1), "presence/1": every(1)}, analysis.Fail, "roll back"},
 		{"rate events whose family is gone: hold", `{preset: reconcile-retries}`,
 			answers{}, analysis.Hold, "phase_reconcile_retries_total"},
+		{"a fallback value for a renamed metric: hold", `{name: fb, objective: 99.9, ratio: {bad: 'sum(increase(renamed_total{service="$service",pod_template_hash="$hash"}[$window])) or vector(0)', total: 'sum(increase(req_total{service="$service",pod_template_hash="$hash"}[$window]))'}}`,
+			answers{"bad": every(0), "total": every(1000), "presence/1": every(1)}, analysis.Hold, `no series of renamed_total{pod_template_hash="7f8c9d6b4",service="checkout"}`},
+		{"a renamed label (code to status_code): hold", `{name: http, objective: 99.9, ratio: {bad: 'sum(increase(req_total{service="$service",pod_template_hash="$hash",code=~"5.."}[$window]))', total: 'sum(increase(req_total{service="$service",pod_template_hash="$hash"}[$window]))'}}`,
+			answers{"total": every(1000), "presence/1": every(1)}, analysis.Hold, `no series of req_total{code=~".+",pod_template_hash="7f8c9d6b4",service="checkout"}`},
+		{"a total no series measured (one sample each): no data, not zero requests", `{preset: drain-failure}`,
+			answers{"presence/0": every(1)}, analysis.Hold, "no total series"},
+		{"bad well above total: a data error", `{preset: drain-failure}`,
+			answers{"bad": every(500), "total": every(100), "presence/0": every(1)}, analysis.Hold, "exceeds total"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

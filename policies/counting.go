@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -98,10 +99,11 @@ func countFromZero(e parser.Expr) (parser.Expr, error) {
 	return e, err
 }
 
-// Presence checks. An absent bad (or good, or events) series reads as
-// zero only when the canary demonstrably exports what the part reads:
-// every metric family the part selects has a series for the target in the
-// window. A family is the selector reduced to its metric name, its
+// Presence checks. A part's value counts only when the canary
+// demonstrably exports what the part reads: every metric family the part
+// selects has a series for the target in the window (so a fallback such as
+// `or vector(0)` cannot stand in for a renamed metric), and an absent bad
+// (or good, or events) series reads as zero only then. A family is the selector reduced to its metric name, its
 // target matchers ($service, $namespace, $hash) and its le and quantile
 // matchers: other label values (phase="draining", response_code="503")
 // may be created on first use, so their absence proves nothing, but a
@@ -113,12 +115,20 @@ func countFromZero(e parser.Expr) (parser.Expr, error) {
 // and the target matchers.
 var presenceLabels = []string{"le", "quantile"}
 
-// family reduces a selector to the metric family the target exports.
+// family reduces a selector to the metric family the target exports:
+// its metric name, target, le and quantile matchers as written, and, for
+// every other matcher that needs its label (one the empty value does not
+// satisfy, such as code=~"5.."), that the label exists: a family whose
+// label was renamed (code to status_code) is not exported, while one
+// whose other children exist (code="200") is.
 func family(vs *parser.VectorSelector) string {
 	fam := &parser.VectorSelector{Name: vs.Name}
 	for _, m := range vs.LabelMatchers {
-		if m.Name == model.MetricNameLabel || slices.Contains(targetPlaceholders, m.Value) || slices.Contains(presenceLabels, m.Name) {
+		switch {
+		case m.Name == model.MetricNameLabel || slices.Contains(targetPlaceholders, m.Value) || slices.Contains(presenceLabels, m.Name):
 			fam.LabelMatchers = append(fam.LabelMatchers, m)
+		case !m.Matches(""):
+			fam.LabelMatchers = append(fam.LabelMatchers, labels.MustNewMatcher(labels.MatchRegexp, m.Name, ".+"))
 		}
 	}
 	return fam.String()
@@ -159,9 +169,11 @@ func absenceSafe(e parser.Expr) bool {
 }
 
 // presenceExpr is the query of one family's presence in $window: one
-// series while the target has any series of it there, none otherwise.
+// series while the target has a series of it with two samples there (what
+// an increase() needs to measure anything), none otherwise. A window
+// shorter than two scrapes therefore has no data rather than zero events.
 func presenceExpr(fam string) string {
-	return fmt.Sprintf("count(present_over_time(%s[%s]))", fam, PlaceholderWindow)
+	return fmt.Sprintf("count(count_over_time(%s[%s]) > 1)", fam, PlaceholderWindow)
 }
 
 // familyPart names the presence check of the SLI's i-th family:
@@ -171,7 +183,8 @@ func familyPart(i int) Part { return Part(fmt.Sprintf("%s/%d", PartPresence, i))
 // Absence says how to read a part that is absent from a window's result.
 type Absence struct {
 	// Needs are the presence parts that must all be in the window's result
-	// for the absence to be zero: one per family the part reads.
+	// for the part's value, or its absence as zero, to count: one per
+	// family the part reads.
 	Needs []Part
 	// Safe is false when the part's query can be empty although every
 	// family it reads exists (an operation between two vectors).
@@ -191,3 +204,16 @@ func (s *SLI) Family(p Part, t Target) string {
 // IsFamily reports whether p is a family presence check derived by
 // compile, not a part the SLI's author wrote.
 func IsFamily(p Part) bool { return strings.HasPrefix(string(p), string(PartPresence)+"/") }
+
+// callsPerSecond reports whether e calls rate() or irate(), which give
+// events per second where a rate SLI's events part must count them.
+func callsPerSecond(e parser.Expr) bool {
+	found := false
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		if c, ok := node.(*parser.Call); ok && (c.Func.Name == "rate" || c.Func.Name == "irate") {
+			found = true
+		}
+		return nil
+	})
+	return found
+}

@@ -96,11 +96,12 @@ spec:
 		}
 	}
 	want := map[string]fam{
-		// le is kept (buckets always exist), job is not (any label may be
-		// created on first use); an arithmetic part can't tell.
-		"minus-bucket bad":   {Needs: []string{`h_count{pod_template_hash="abc",service="checkout"}`, `h_bucket{le="2.0",pod_template_hash="abc",service="checkout"}`}, Safe: false},
+		// le is kept (buckets always exist), job only as a label that must
+		// exist (its values may be created on first use); an arithmetic
+		// part can't tell.
+		"minus-bucket bad":   {Needs: []string{`h_count{pod_template_hash="abc",service="checkout"}`, `h_bucket{job=~".+",le="2.0",pod_template_hash="abc",service="checkout"}`}, Safe: false},
 		"minus-bucket total": {Needs: []string{`h_count{pod_template_hash="abc",service="checkout"}`}, Safe: true},
-		"lazy-child bad":     {Needs: []string{`req_total{pod_template_hash="abc",service="checkout"}`, `other_total{pod_template_hash="abc",service="checkout"}`}, Safe: true},
+		"lazy-child bad":     {Needs: []string{`req_total{code=~".+",pod_template_hash="abc",service="checkout"}`, `other_total{code=~".+",pod_template_hash="abc",service="checkout"}`}, Safe: true},
 		"lazy-child total":   {Needs: []string{`req_total{pod_template_hash="abc",service="checkout"}`}, Safe: true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -127,5 +128,26 @@ func TestAuthoredQuery(t *testing.T) {
 	}
 	if got := s.AuthoredQuery(PartBad, 7*60e9, Target{}); got != "" {
 		t.Errorf("a window the policy does not have: %q, want empty", got)
+	}
+}
+
+// TestPartsCountTheWindow: a part that does not use $window, or a rate
+// SLI's events counted per second with rate(), would read a failing canary
+// as healthy; both are refused naming the part.
+func TestPartsCountTheWindow(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, sli, want string }{
+		{"fixed range", `{name: s, objective: 99.9, ratio: {bad: 'sum(increase(b{service="$service"}[1m]))', total: 'sum(increase(t{service="$service"}[$window]))'}}`,
+			`spec.slis[0].ratio.bad: query "sum(increase(b{service=\"$service\"}[1m]))" does not use $window`},
+		{"rate() for events", `{name: s, allowance: 2, rate: {events: 'sum(rate(e{service="$service"}[$window]))'}}`,
+			`spec.slis[0].rate.events: query "sum(rate(e{service=\"$service\"}[$window]))" uses rate() or irate()`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load([]byte("apiVersion: phaseguard.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  slis:\n    - "+tc.sli+"\n"), "t")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v; want an error with %s", err, tc.want)
+			}
+		})
 	}
 }

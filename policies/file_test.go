@@ -45,7 +45,7 @@ func TestLoadFileRefuses(t *testing.T) {
 	}{
 		{"exactly 1 MiB", exact, ""},
 		{"symlink to a policy", symlink(t, exact, filepath.Join(dir, "link.yaml")), ""},
-		{"1 MiB and a byte", write("big.yaml", padded(MaxFileSize+1)), "1048577 bytes: a policy may have at most 1048576 (1 MiB)"},
+		{"1 MiB and a byte", write("big.yaml", padded(MaxFileSize+1)), "1048577 bytes, at most 1048576 allowed: a policy is a YAML file of at most 1 MiB"},
 		{"directory", dir, "not a regular file (a directory)"},
 		{"/dev/zero", "/dev/zero", "not a regular file (a device)"},
 		{"fifo", fifo, "not a regular file (a named pipe)"},

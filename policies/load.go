@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/phaseguard/phaseguard/internal/regularfile"
 )
 
 // Defaults applied to fields a policy leaves empty.
@@ -88,65 +89,17 @@ func LintFile(path string) (*Policy, error) {
 	return Lint(data, path)
 }
 
-// readFile reads a policy file of at most MaxFileSize bytes. It checks the
-// file before opening it (opening a FIFO would wait for a writer), and
-// again once open, in case the path was replaced in between.
+// readFile reads a policy file of at most MaxFileSize bytes
+// (regularfile.Read), naming the path in a refusal.
 func readFile(path string) ([]byte, error) {
-	refuse := func(format string, args ...any) error {
-		return &Error{Source: path, Errs: []error{fmt.Errorf(format, args...)}}
-	}
-	check := func(fi os.FileInfo) error {
-		if !fi.Mode().IsRegular() {
-			return refuse("not a regular file (%s): a policy is a YAML file", fileKind(fi.Mode()))
-		}
-		if fi.Size() > MaxFileSize {
-			return refuse("%d bytes: a policy may have at most %d (1 MiB)", fi.Size(), MaxFileSize)
-		}
-		return nil
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
+	data, err := regularfile.Read(path, MaxFileSize)
+	switch {
+	case errors.Is(err, regularfile.ErrRefused):
+		return nil, &Error{Source: path, Errs: []error{fmt.Errorf("%s: a policy is a YAML file of at most 1 MiB", strings.TrimPrefix(err.Error(), regularfile.ErrRefused.Error()+": "))}}
+	case err != nil:
 		return nil, fmt.Errorf("read policy: %w", err)
-	}
-	if err := check(fi); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
-	}
-	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
-	}
-	if err := check(fi); err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read policy: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, refuse("over %d bytes (1 MiB), the most a policy may have", MaxFileSize)
 	}
 	return data, nil
-}
-
-// fileKind names what a non-regular file is.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	case m&os.ModeIrregular != 0:
-		return "an irregular file"
-	}
-	return "mode " + m.String()
 }
 
 // Resolve loads a policy named by ref: a built-in preset name, inline YAML

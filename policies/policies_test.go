@@ -127,7 +127,7 @@ spec:
 		return strings.Join([]string{
 			tag("sum("+bornAware(bad, long)+")", "bad", "5m"), tag("sum("+bornAware(bad, "1m")+")", "bad", "1m"),
 			tag("sum("+bornAware(total, long)+")", "total", "5m"), tag("sum("+bornAware(total, "1m")+")", "total", "1m"),
-			tag("count(present_over_time("+total+"["+long+"]))", "presence/0", "5m"), tag("count(present_over_time("+total+"[1m]))", "presence/0", "1m"),
+			tag("count(count_over_time("+total+"["+long+"]) > 1)", "presence/0", "5m"), tag("count(count_over_time("+total+"[1m]) > 1)", "presence/0", "1m"),
 		}, " or ")
 	}
 	want := batch("5m")

@@ -262,6 +262,10 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q returns a %s; it must return an instant vector", q.expr, t)})
 				break
 			}
+			if i == 0 && q.part == PartEvents && callsPerSecond(expr) {
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q uses rate() or irate(): events are a count in the window, use increase()", q.expr)})
+				break
+			}
 			if i == 0 && k < authored {
 				// How the part reads when absent, from the query as
 				// written; each family it reads gets a presence part.
@@ -298,8 +302,10 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 	if len(errs) > 0 {
 		return errs
 	}
-	if !strings.Contains(strings.Join(srcSlice(srcs[:authored], func(q src) string { return q.expr }), " "), PlaceholderWindow) {
-		errs = append(errs, &FieldError{Path: path, Msg: "no query uses $window: every window would give the same numbers"})
+	for _, q := range srcs[:authored] {
+		if strings.TrimSpace(q.expr) != "" && !strings.Contains(q.expr, PlaceholderWindow) {
+			errs = append(errs, &FieldError{Path: join(path, q.field), Msg: fmt.Sprintf("query %q does not use $window: it would count the same range in every window", q.expr)})
+		}
 	}
 	// That every part selects the target is checkPartTargets' to say.
 	c.batchTpl = strings.Join(batch, " or ")
@@ -309,14 +315,6 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 	}
 	s.compiled = c
 	return errs
-}
-
-func srcSlice[T any](in []T, f func(T) string) []string {
-	out := make([]string, len(in))
-	for i, v := range in {
-		out[i] = f(v)
-	}
-	return out
 }
 
 // checkPlaceholders allows $service, $namespace and $hash only as whole

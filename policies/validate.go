@@ -58,8 +58,9 @@ func parsePart(expr string) (parser.Expr, bool) {
 // checkPartTargets reports every part of s that selects nothing through
 // an equality matcher on $hash or $service. A part is counted on its own
 // target: `bad: vector(0)`, or a bad query on a metric of every version,
-// would give a failing canary the numbers of something else. Parts with a
-// problem in compiled (compile's errors) are left to that problem.
+// would give a failing canary the numbers of something else. Parts that do
+// not parse, or whose placeholders compile refused, are left to that
+// problem.
 func checkPartTargets(path string, s *SLI, compiled []error) []error {
 	var errs []error
 	for _, part := range partsOf(s) {
@@ -67,7 +68,7 @@ func checkPartTargets(path string, s *SLI, compiled []error) []error {
 		e, ok := parsePart(part.expr)
 		if !ok || slices.ContainsFunc(compiled, func(err error) bool {
 			fe, ok := err.(*FieldError)
-			return ok && fe.Path == fp
+			return ok && fe.Path == fp && strings.Contains(fe.Msg, "placeholder")
 		}) {
 			continue
 		}

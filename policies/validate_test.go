@@ -132,7 +132,7 @@ func TestPartTargetsCheckedPerPart(t *testing.T) {
 	tests := []struct {
 		name, parts, wantPath string
 	}{
-		{"bad vector(0)", "ratio: {bad: 'vector(0)', total: 'sum(increase(t{service=\"$service\"}[$window]))'}", "spec.slis[0].ratio.bad"},
+		{"bad of everyone", "ratio: {bad: 'sum(increase(b[$window]))', total: 'sum(increase(t{service=\"$service\"}[$window]))'}", "spec.slis[0].ratio.bad"},
 		{"good of everyone", "ratio: {good: 'sum(increase(g[$window]))', total: 'sum(increase(t{pod_template_hash=\"$hash\"}[$window]))'}", "spec.slis[0].ratio.good"},
 		{"total of everyone", "ratio: {bad: 'sum(increase(b{pod_template_hash=\"$hash\"}[$window]))', total: 'sum(increase(t[$window]))'}", "spec.slis[0].ratio.total"},
 		{"events of everyone", "rate: {events: 'sum(increase(e[$window]))', presence: 'sum(count_over_time(e{service=\"$service\"}[$window]))'}", "spec.slis[0].rate.events"},

@@ -308,6 +308,13 @@ func TestLoadFileErrorNamesFile(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("LoadFile error = %v, want prefix %q", err, want)
 	}
+	// A device or a directory is refused before it is read: /dev/zero
+	// would fill memory.
+	for path, want := range map[string]string{"/dev/zero": "/dev/zero: refused: not a regular file (a device)", t.TempDir(): "refused: not a regular file (a directory)"} {
+		if _, err := LoadFile(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadFile(%s) = %v, want %q", path, err, want)
+		}
+	}
 	if _, err := LoadFile(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("LoadFile(missing) error = %v, want os.ErrNotExist", err)
 	}
