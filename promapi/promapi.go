@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/prometheus/client_golang/api"
@@ -219,6 +220,7 @@ func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.V
 		err = &flagError{warnings: warnings}
 	}
 	if err != nil {
+		err = &boundedError{err}
 		if n := attempts.Load(); n > 1 {
 			return nil, fmt.Errorf("query %q (%d attempts): %w", query, n, err)
 		}
@@ -239,6 +241,28 @@ func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.V
 		return nil, fmt.Errorf("query %q: result type %s, want vector", query, v.Type())
 	}
 }
+
+// maxErrorText bounds the text of an error a server sends (its error
+// message, a body quoted by client_golang): it ends up in reasons,
+// measurement messages and job summaries, which have limits of their own.
+const maxErrorText = 1024
+
+// boundedError shows at most maxErrorText bytes of its error's text.
+type boundedError struct{ err error }
+
+func (e *boundedError) Error() string {
+	msg := e.err.Error()
+	if len(msg) <= maxErrorText {
+		return msg
+	}
+	cut := maxErrorText
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", msg[:cut], len(msg)-cut)
+}
+
+func (e *boundedError) Unwrap() error { return e.err }
 
 // checkTime returns an error wrapping ErrOtherTime for the first sample of
 // v whose timestamp is not ts, unless ts is zero.

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -526,5 +527,30 @@ func TestNewValidates(t *testing.T) {
 				t.Errorf("New error = %q, want prefix %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestErrorTextBounded: a server's error text, however long, reaches
+// reasons and summaries cut to maxErrorText bytes, its cause kept.
+func TestErrorTextBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 100_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"status":"error","errorType":"bad_data","error":%q}`, long)
+	}))
+	defer srv.Close()
+	c, err := New(Config{URL: srv.URL, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Query(context.Background(), "up", time.Unix(1767225600, 0))
+	var apiErr *v1.Error
+	if err == nil || !errors.As(err, &apiErr) {
+		t.Fatalf("got %v; want a *v1.Error", err)
+	}
+	if msg := err.Error(); len(msg) > maxErrorText+200 || !strings.Contains(msg, "more bytes)") || !utf8.ValidString(msg) {
+		t.Errorf("error text of %d bytes (valid UTF-8: %v), want it cut near %d", len(msg), utf8.ValidString(msg), maxErrorText)
 	}
 }
