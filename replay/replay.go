@@ -337,8 +337,9 @@ func (s *Store) Range() (minT, maxT time.Time) {
 // empty and whose samples may be NaN. A result of another type (scalar,
 // matrix, string) is an error naming the type. ctx bounds the evaluation;
 // when it ends first, the error wraps ctx.Err().
-// Warnings and infos from the engine are dropped, as promapi.Client drops
-// the server's.
+// Annotations from the engine (warnings, infos) are dropped: the store is
+// local and complete, while the warnings promapi.Client refuses mark a
+// server's partial answer, which a local store cannot give.
 func (s *Store) Query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
 	q, err := s.engine.NewInstantQuery(ctx, s.db, nil, query, ts)
 	if err != nil {
