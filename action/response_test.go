@@ -72,8 +72,13 @@ func TestIncompleteAnswersHold(t *testing.T) {
 					t.Errorf("reason %q does not contain %q", r.outputs["reason"], want)
 				}
 			}
-			if elapsed > timeout+500*time.Millisecond {
-				t.Errorf("the step took %s, want at most the %s timeout + 0.5s", elapsed, timeout)
+			// The CLI's test holds an evaluation to the timeout + 0.5 s
+			// (cmd/phaseguard, a process of its own); here the whole
+			// step runs in a -race test binary beside parallel cases, so
+			// the bound is the timeout + 1 s: late answers are still cut
+			// at the deadline, not read to their end.
+			if elapsed > timeout+time.Second {
+				t.Errorf("the step took %s, want at most the %s timeout + 1s", elapsed, timeout)
 			}
 		})
 	}

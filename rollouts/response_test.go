@@ -71,8 +71,13 @@ func TestIncompleteAnswersAreInconclusive(t *testing.T) {
 			if tt.want == v1alpha1.AnalysisPhaseInconclusive && m.Metadata["verdict"] != "hold" {
 				t.Errorf("metadata verdict %q, want hold", m.Metadata["verdict"])
 			}
-			if elapsed > timeout+500*time.Millisecond {
-				t.Errorf("Run took %s, want at most the %s timeout + 0.5s", elapsed, timeout)
+			// The CLI's test holds an evaluation to the timeout + 0.5 s
+			// (cmd/phaseguard, a process of its own); here the whole
+			// step runs in a -race test binary beside parallel cases, so
+			// the bound is the timeout + 1 s: late answers are still cut
+			// at the deadline, not read to their end.
+			if elapsed > timeout+time.Second {
+				t.Errorf("Run took %s, want at most the %s timeout + 1s", elapsed, timeout)
 			}
 		})
 	}
