@@ -61,21 +61,25 @@ func TestBadPolicies(t *testing.T) {
 			if err == nil {
 				t.Fatal("loaded; want errors")
 			}
-			golden := strings.TrimSuffix(f, ".yml") + ".err"
-			got := err.Error() + "\n"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, rerr := os.ReadFile(golden)
-			if rerr != nil {
-				t.Fatalf("%v (run go test ./policies -update)", rerr)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("errors differ (-want +got):\n%s", diff)
-			}
+			compareGolden(t, strings.TrimSuffix(f, ".yml")+".err", err.Error()+"\n")
 		})
+	}
+}
+
+// compareGolden compares got with the golden file, which -update rewrites.
+func compareGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./policies -update)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", golden, diff)
 	}
 }
 

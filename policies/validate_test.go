@@ -2,7 +2,6 @@ package policies
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,20 +34,7 @@ func TestLintPolicies(t *testing.T) {
 			if _, err = LintFile(f); err == nil {
 				t.Fatal("lint found nothing")
 			}
-			golden := strings.TrimSuffix(f, ".yml") + ".err"
-			got := err.Error() + "\n"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, rerr := os.ReadFile(golden)
-			if rerr != nil {
-				t.Fatalf("%v (run go test ./policies -update)", rerr)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("findings differ (-want +got):\n%s", diff)
-			}
+			compareGolden(t, strings.TrimSuffix(f, ".yml")+".err", err.Error()+"\n")
 		})
 	}
 }
