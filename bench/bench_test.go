@@ -183,11 +183,14 @@ func TestReport(t *testing.T) {
 	r := &Report{Command: "go test", Date: time.Unix(0, 0), Judge: j, Geometry: DefaultGeometry, Runs: runs, Sweep: Sweep, SVG: "tradeoff.svg", CostErr: "not in this test"}
 	r.Guard = Score("phaseguard", runs, every, GuardOutcome)
 	r.Curves = Sweeps(runs, every, DefaultBaselines, Sweep, r.Guard.FRRate)
+	r.Before = []Before{{Command: "go run earlier", Revision: "a7f08a1", Corpus: "seed 1: 10 healthy", Guard: r.Guard}}
 	var md, svg bytes.Buffer
 	if err := r.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Targets", "| **phaseguard** | policy | 0 / 10 |", "Argo [1m] failureLimit 0", "Flagger [5m] threshold 2", "(tradeoff.svg)"} {
+	for _, want := range []string{"## Targets", "| **phaseguard** | policy | 0 / 10 |", "Argo [1m] failureLimit 0", "Flagger [5m] threshold 2", "(tradeoff.svg)",
+		"## Before and after", "| figure | before, seed 1: 10 healthy | after,", "| false rollbacks (healthy), 95 % upper bound | 0 / 10, ≤ 30.8 % | 0 / 10, ≤ 30.8 % |",
+		"### phaseguard on what real exporters and servers do", "| children created on first use |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("Markdown lacks %q", want)
 		}

@@ -38,16 +38,18 @@ type Report struct {
 	Cost   *Cost
 	// CostErr says why there are no cost figures.
 	CostErr string
-	// Before, when not nil, is phaseguard on the same corpus at an earlier
-	// revision of the engine, for the "Before and after" section.
-	Before *Before
+	// Before holds phaseguard at an earlier revision of the engine, on
+	// this corpus or on another size of it, for the "Before and after"
+	// section.
+	Before []Before
 }
 
-// Before is an earlier run of the same corpus.
+// Before is an earlier run.
 type Before struct {
-	// Command and Revision are those of the earlier run.
-	Command, Revision string
-	Guard             Figures
+	// Command and Revision are those of the earlier run; Corpus names its
+	// seed and sizes.
+	Command, Revision, Corpus string
+	Guard                     Figures
 }
 
 // count returns the number of runs of set s.
@@ -328,18 +330,32 @@ func (r *Report) writeExcess(p func(string, ...any), g Figures) {
 		alpha, k1, pct(tail(2, k1)), pct(tail(4, k1)), pct(tail(11, k1)), math.Ceil(e99), float64(StrongBurn))
 }
 
-// writeBefore compares phaseguard's figures with an earlier run of the
-// same corpus.
+// writeBefore compares phaseguard's figures with earlier runs.
 func (r *Report) writeBefore(p func(string, ...any)) {
-	b := r.Before
-	if b == nil {
+	if len(r.Before) == 0 {
 		return
 	}
-	a, o := r.Guard, b.Guard
 	p("\n## Before and after\n\n")
-	p("The same corpus judged by the engine before (`analysis` and `policies` at the revision below, with this revision's `scenarios` and `bench`) and after (this revision). The before run, whose `-observations` file `-before` reads:\n\n```\n%s\n```\n\nat %s.\n\n", b.Command, b.Revision)
-	p("| figure | before | after |\n|---|---|---|\n")
-	row := func(name string, f func(Figures) string) { p("| %s | %s | %s |\n", name, f(o), f(a)) }
+	p("The corpus judged by the engine before (`analysis` and `policies` at the revision below, with this revision's `scenarios` and `bench`) and after (this revision). A corpus of other sizes holds other cases: compare a column with the one of its size. The before runs, whose `-observations` files `-before` reads:\n\n")
+	for _, b := range r.Before {
+		p("```\n%s\n```\n\nat %s.\n\n", b.Command, b.Revision)
+	}
+	p("| figure |")
+	for _, b := range r.Before {
+		p(" before, %s |", b.Corpus)
+	}
+	p(" after, seed %d: %d healthy, %d faulty, %d full drain |\n|---|", r.Seed, r.Healthy, r.Faulty, r.FullDrain)
+	for range r.Before {
+		p("---|")
+	}
+	p("---|\n")
+	row := func(name string, f func(Figures) string) {
+		p("| %s |", name)
+		for _, b := range r.Before {
+			p(" %s |", f(b.Guard))
+		}
+		p(" %s |\n", f(r.Guard))
+	}
 	row("false rollbacks (healthy), 95 % upper bound", func(f Figures) string {
 		return fmt.Sprintf("%d / %d, ≤ %s", f.FalseRollbacks, f.Healthy, pct(f.FRHigh))
 	})

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	out := fs.String("out", "BENCHMARKS.md", "Markdown report to write")
 	svg := fs.String("svg", "bench/tradeoff.svg", "trade-off plot to write (empty: none)")
 	cache := fs.String("observations", "", "file caching the observed runs (gob): read when it holds the same corpus, written otherwise; for re-rendering the report")
-	before := fs.String("before", "", "observations file (-observations) of an earlier run of the same corpus, shown as \"before\" in a before/after section")
+	before := fs.String("before", "", "comma-separated observations files (-observations) of earlier runs of this seed, policy and stage, at any size, shown as \"before\" in a before/after section")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,15 +117,28 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	r.Guard = bench.Score("phaseguard", runs, every, bench.GuardOutcome)
 	r.Curves = bench.Sweeps(runs, every, bench.DefaultBaselines, bench.Sweep, r.Guard.FRRate)
-	if *before != "" {
-		o, err := read(*before)
+	for _, path := range strings.Split(*before, ",") {
+		if path == "" {
+			continue
+		}
+		o, err := read(path)
 		if err != nil {
 			return err
 		}
-		if o.Key != key {
-			return fmt.Errorf("-before %s: observed %q, not this corpus (%q)", *before, o.Key, key)
+		// Any size of the same seed, policy and stage.
+		same := fmt.Sprintf("seed %d ", *seed)
+		judged := fmt.Sprintf(" policy %s stage %s", *policy, *stage)
+		if !strings.HasPrefix(o.Key, same) || !strings.HasSuffix(o.Key, judged) {
+			return fmt.Errorf("-before %s: observed %q, not seed %d judged by%s", path, o.Key, *seed, judged)
 		}
-		r.Before = &bench.Before{Command: o.Command, Revision: o.Revision, Guard: bench.Score("phaseguard", o.Runs, every, bench.GuardOutcome)}
+		corpus := strings.TrimSuffix(o.Key, judged)
+		var s0 int64
+		var h, f, d int
+		if _, err := fmt.Sscanf(corpus, "seed %d healthy %d faulty %d full-drain %d", &s0, &h, &f, &d); err == nil {
+			corpus = fmt.Sprintf("seed %d: %d healthy, %d faulty, %d full drain", s0, h, f, d)
+		}
+		r.Before = append(r.Before, bench.Before{Command: o.Command, Revision: o.Revision,
+			Corpus: corpus, Guard: bench.Score("phaseguard", o.Runs, every, bench.GuardOutcome)})
 	}
 
 	if *costCases > 0 {
