@@ -336,7 +336,7 @@ func (r *Report) writeBefore(p func(string, ...any)) {
 		return
 	}
 	p("\n## Before and after\n\n")
-	p("The corpus judged by the engine before (`analysis` and `policies` at the revision below, with this revision's `scenarios` and `bench`) and after (this revision). A corpus of other sizes holds other cases: compare a column with the one of its size. The before runs, whose `-observations` files `-before` reads:\n\n")
+	p("The realistic corpus judged by the engine before (`analysis` and `policies` at the revision below, in a git worktree holding this corpus's `scenarios` and `bench`: they build against that engine unchanged) and after (the revision above). A corpus of other sizes holds other cases: compare a column with the one of its size. The before runs, whose `-observations` files `-before` reads:\n\n")
 	for _, b := range r.Before {
 		p("```\n%s\n```\n\nat %s.\n\n", b.Command, b.Revision)
 	}
