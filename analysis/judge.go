@@ -60,6 +60,9 @@ type window struct {
 	// err is ErrNoData (wrapped in *absentError), ErrCannotTell, or a data
 	// error (NaN, negative).
 	err error
+	// zeroed are the parts absent from the window that read as zero (the
+	// target exports their families).
+	zeroed []policies.Part
 }
 
 // usable reports whether the window can be judged: it has data, and a
@@ -117,11 +120,11 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 			}
 			return nil
 		}
-		// read returns a part's value, or zero when it is absent and the
-		// absence means zero. Either counts only while t exports every
+		// readPart returns a part's value, or zero when it is absent and
+		// the absence means zero. Either counts only while t exports every
 		// family the part reads: a value from a fallback (`or vector(0)`)
 		// for a renamed metric is no data.
-		read := func(p policies.Part) (float64, error) {
+		readPart := func(p policies.Part) (float64, error) {
 			a := sli.Absence(p)
 			var missing []string
 			for _, f := range a.Needs {
@@ -139,6 +142,13 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 				return 0, fmt.Errorf("%s: %w", p, ErrCannotTell)
 			}
 			return 0, nil
+		}
+		read := func(p policies.Part) (float64, error) {
+			v, err := readPart(p)
+			if _, ok := get(p); !ok && err == nil {
+				w.zeroed = append(w.zeroed, p)
+			}
+			return v, err
 		}
 		if sli.Kind() == policies.KindRate {
 			w.total = d.Hours()
@@ -378,6 +388,22 @@ func judge(in sliInput) SLIResult {
 		}
 	}
 
+	// An absent part reads as zero for the canary, but stable has its
+	// series: the canary build may spell a label value another way
+	// (duplicate="yes" for "true"). DESIGN.md: an absent bad series is
+	// zero only when the canary demonstrably exports it.
+	respelled := ""
+	if sw != nil && longest.err == nil {
+		if sl := sw[longest.d]; sl.err == nil {
+			for _, p := range longest.zeroed {
+				if p != policies.PartTotal && !slices.Contains(sl.zeroed, p) {
+					respelled = string(p)
+					break
+				}
+			}
+		}
+	}
+
 	dropped := ""
 	if stableHas(cw, sw) {
 		dropped = fmt.Sprintf("; stable %s has data there, so the canary build may have renamed or dropped a metric", in.stableHash)
@@ -412,6 +438,10 @@ func judge(in sliInput) SLIResult {
 		r.Reason = fmt.Sprintf("no data for the canary in %s (%s): a pass needs every window pair evaluated",
 			strings.Join(blind, ", "), strings.Join(blindWhy, "; "))
 		r.Reason += dropped
+	case respelled != "":
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("the canary has no %s series in %s while stable %s has: its build may spell a label value another way (or creates the series on first use; initialise labelled counters at zero)",
+			respelled, in.over(longest.d), in.stableHash)
 	case stableMissing != "":
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("baseline asked for, but stable %s has no data in %s (%s): it is never silently dropped; check the stable hash, or turn the baseline off",
