@@ -2,7 +2,6 @@ package action
 
 import (
 	"context"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +23,7 @@ func TestIncompleteAnswersHold(t *testing.T) {
 	}
 	oversized := func(after time.Duration) func(*testing.T) string {
 		return func(t *testing.T) string {
-			srv := httptest.NewServer(&promapitest.Oversized{Size: 100e6, After: after})
-			t.Cleanup(srv.Close)
-			return srv.URL
+			return promapitest.ServeOversized(t, &promapitest.Oversized{Size: 100e6, After: after})
 		}
 	}
 	tests := []struct {

@@ -1,7 +1,6 @@
 package rollouts_test
 
 import (
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +27,7 @@ func TestIncompleteAnswersAreInconclusive(t *testing.T) {
 	}
 	oversized := func(after time.Duration) func(*testing.T) string {
 		return func(t *testing.T) string {
-			srv := httptest.NewServer(&promapitest.Oversized{Size: 100e6, After: after})
-			t.Cleanup(srv.Close)
-			return srv.URL
+			return promapitest.ServeOversized(t, &promapitest.Oversized{Size: 100e6, After: after})
 		}
 	}
 	tests := []struct {

@@ -253,3 +253,11 @@ func (o *Oversized) send(w http.ResponseWriter, r *http.Request, parts ...[]byte
 	}
 	return true
 }
+
+// ServeOversized starts a server answering every query as o does and
+// returns its URL; the server stops when the test ends.
+func ServeOversized(t testing.TB, o *Oversized) string {
+	srv := httptest.NewServer(o)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
