@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/api"
+
+	"github.com/phaseguard/phaseguard/internal/redact"
 )
 
 var (
@@ -48,6 +50,7 @@ type exchanger struct {
 	api.Client // URL only: Do is exchanger's own.
 	hc         *http.Client
 	limit      int64
+	secrets    *redact.Set // learns what each request sent
 }
 
 // Do sends req with ctx and returns the response and its body. The body of
@@ -65,6 +68,7 @@ func (e *exchanger) Do(ctx context.Context, req *http.Request) (*http.Response, 
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
+	learnSent(e.secrets, resp.Request)
 	ok := resp.StatusCode/100 == 2
 	if ok && resp.ContentLength > e.limit {
 		return resp, nil, fmt.Errorf("%w: %d bytes announced, over the limit of %s", ErrResponseTooLarge, resp.ContentLength, fmtBytes(e.limit))

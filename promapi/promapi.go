@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -32,6 +33,8 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+
+	"github.com/phaseguard/phaseguard/internal/redact"
 )
 
 const (
@@ -80,22 +83,19 @@ type Config struct {
 	// means DefaultMaxResponseBytes; negative is invalid: answers are
 	// always bounded.
 	MaxResponseBytes int64
+	// Redact receives every credential the client is configured with
+	// (inline, and the contents of credential files, read at New) and
+	// every header value it sends (learned from each request as sent, so
+	// an OAuth2 access token or a rotated file too), and redacts every
+	// error Query returns. Give the set the caller redacts its own output
+	// with; nil means a set of the client's own (Client.Secrets).
+	Redact *redact.Set
 }
 
 // validate reports every problem with c at once, each naming its field.
 func (c Config) validate() error {
 	var errs []error
-	u, err := url.Parse(c.URL)
-	switch {
-	case c.URL == "":
-		errs = append(errs, errors.New("url: must be set"))
-	case err != nil:
-		errs = append(errs, fmt.Errorf("url: %w", err))
-	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("url %q: scheme must be http or https", u.Redacted()))
-	case u.Host == "":
-		errs = append(errs, fmt.Errorf("url %q: host must be set", u.Redacted()))
-	}
+	errs = append(errs, CheckURL(c.URL))
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s: must not be negative", c.Timeout))
 	}
@@ -105,12 +105,48 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// CheckURL checks a server's base URL: http or https, a host, and no
+// user-info, query or fragment, which would carry credentials or
+// parameters into every request and every error that quotes a URL
+// (credentials go in Config.HTTP). Its errors begin "url" and never quote
+// the user-info, query or fragment; a front end prefixes its own field
+// name (--prometheus, prometheus.address, prometheus-url).
+func CheckURL(raw string) error {
+	if raw == "" {
+		return errors.New("url: must be set")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url's errors quote the whole URL, query and all.
+		return errors.New("url: not a URL")
+	}
+	shown := url.URL{Scheme: u.Scheme, Opaque: u.Opaque, Host: u.Host, Path: u.Path}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("url %q: scheme must be http or https", shown.String())
+	case u.Host == "":
+		return fmt.Errorf("url %q: host must be set", shown.String())
+	case u.User != nil:
+		return fmt.Errorf("url %q: must not hold user-info (credentials go in the HTTP settings: authorization, basic auth)", shown.String())
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("url %q: must not have a query (credentials go in the HTTP settings; phaseguard adds the query parameters)", shown.String())
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("url %q: must not have a fragment", shown.String())
+	}
+	return nil
+}
+
 // Client runs instant queries against one server. It is safe for concurrent
 // use.
 type Client struct {
 	api     queryAPI
 	timeout time.Duration
+	secrets *redact.Set
 }
+
+// Secrets returns the set the client's errors are redacted with:
+// Config.Redact, or the client's own.
+func (c *Client) Secrets() *redact.Set { return c.secrets }
 
 // queryAPI is the part of client_golang's v1.API that Client uses.
 type queryAPI interface {
@@ -145,6 +181,11 @@ func New(cfg Config) (*Client, error) {
 	if limit == 0 {
 		limit = DefaultMaxResponseBytes
 	}
+	secrets := cfg.Redact
+	if secrets == nil {
+		secrets = redact.New()
+	}
+	learnSecrets(secrets, httpCfg)
 
 	retrying := &retryablehttp.Client{
 		HTTPClient: &http.Client{
@@ -164,7 +205,7 @@ func New(cfg Config) (*Client, error) {
 		// "giving up after N attempts" that drops the status.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
-	hc := &http.Client{Transport: &retryablehttp.RoundTripper{Client: retrying}}
+	hc := &http.Client{Transport: &retryablehttp.RoundTripper{Client: retrying}, CheckRedirect: sameOrigin}
 	if !httpCfg.FollowRedirects {
 		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
@@ -172,7 +213,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
-	return &Client{api: v1.NewAPI(&exchanger{Client: ac, hc: hc, limit: limit}), timeout: timeout}, nil
+	return &Client{api: v1.NewAPI(&exchanger{Client: ac, hc: hc, limit: limit, secrets: secrets}), timeout: timeout, secrets: secrets}, nil
 }
 
 // Query runs query as an instant query at ts and returns the resulting
@@ -199,8 +240,19 @@ func New(cfg Config) (*Client, error) {
 // server is available through errors.As, a deadline through
 // errors.Is(err, context.DeadlineExceeded). The response body of a failed
 // request is kept in (*v1.Error).Detail and never printed, as it may echo
-// request headers.
+// request headers; the error's own text is redacted with Config.Redact,
+// since a server's error message may quote them too.
 func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
+	v, err := c.query(ctx, query, ts)
+	if err != nil {
+		// Redacted whole: a server's message, its warnings and the labels
+		// of its samples are all the server's text.
+		return nil, c.secrets.Error(err)
+	}
+	return v, nil
+}
+
+func (c *Client) query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	attempts := new(atomic.Int32)
@@ -220,7 +272,7 @@ func (c *Client) Query(ctx context.Context, query string, ts time.Time) (model.V
 		err = &flagError{warnings: warnings}
 	}
 	if err != nil {
-		err = &boundedError{err}
+		err = &boundedError{c.secrets.Error(err)} // redacted before it is cut
 		if n := attempts.Load(); n > 1 {
 			return nil, fmt.Errorf("query %q (%d attempts): %w", query, n, err)
 		}

@@ -500,8 +500,13 @@ func TestNewValidates(t *testing.T) {
 		{"bad scheme", Config{URL: "ftp://prom:9090"}, `url "ftp://prom:9090": scheme must be http or https`},
 		{"no scheme", Config{URL: "prom:9090"}, `url "prom:9090": scheme must be http or https`},
 		{"no host", Config{URL: "http:///api"}, `url "http:///api": host must be set`},
-		{"unparsable", Config{URL: "http://[::1"}, `url: parse "http://[::1": missing ']' in host`},
-		{"password redacted", Config{URL: "ftp://u:hunter2@prom"}, `url "ftp://u:xxxxx@prom": scheme must be http or https`},
+		{"unparsable", Config{URL: "http://[::1?token=abc"}, `url: not a URL`},
+		{"password not shown", Config{URL: "ftp://u:hunter2@prom"}, `url "ftp://prom": scheme must be http or https`},
+		{"user-info", Config{URL: "https://u:hunter2@prom/p"}, `url "https://prom/p": must not hold user-info`},
+		{"query", Config{URL: "https://prom/p?access_token=hunter2"}, `url "https://prom/p": must not have a query`},
+		{"empty query", Config{URL: "https://prom/p?"}, `url "https://prom/p": must not have a query`},
+		{"fragment", Config{URL: "https://prom/p#hunter2"}, `url "https://prom/p": must not have a fragment`},
+		{"empty fragment", Config{URL: "https://prom/p#"}, `url "https://prom/p": must not have a fragment`},
 		{"negative timeout", Config{URL: "http://prom", Timeout: -time.Second}, "timeout -1s: must not be negative"},
 		{"negative response limit", Config{URL: "http://prom", MaxResponseBytes: -1}, "max response bytes -1: must not be negative"},
 		{"every problem", Config{URL: "prom", Timeout: -time.Second}, "url \"prom\": scheme must be http or https\ntimeout -1s: must not be negative"},
@@ -525,6 +530,9 @@ func TestNewValidates(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), tt.wantErr) {
 				t.Errorf("New error = %q, want prefix %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("New error = %q shows the secret", err)
 			}
 		})
 	}

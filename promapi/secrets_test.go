@@ -1,0 +1,176 @@
+package promapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/common/config"
+
+	"github.com/phaseguard/phaseguard/internal/redact"
+)
+
+// quoteHeaders renders every header of r as "Name: value" lines, the way a
+// multi-tenant gateway's error body quotes a refused request.
+func quoteHeaders(r *http.Request) string {
+	var lines []string
+	for name, vs := range r.Header {
+		for _, v := range vs {
+			lines = append(lines, name+": "+v)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// echoServer answers every query with the request's headers quoted back,
+// in the way given by how: "error" (400 with the headers as the error
+// message), "warning" (200 with them as a warning), "label" (200 with them
+// as a label value of a sample), "body" (502 with them as a plain body).
+func echoServer(t *testing.T, how string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		quoted := quoteHeaders(r)
+		q, _ := json.Marshal(quoted)
+		switch how {
+		case "error":
+			reply(w, http.StatusBadRequest, fmt.Sprintf(`{"status":"error","errorType":"bad_data","error":%s}`, q))
+		case "warning":
+			reply(w, http.StatusOK, fmt.Sprintf(`{"status":"success","warnings":[%s],"data":{"resultType":"vector","result":[]}}`, q))
+		case "label":
+			reply(w, http.StatusOK, fmt.Sprintf(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"h":%s},"value":[1,"1"]}]}}`, q))
+		default:
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprint(w, quoted)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestEchoedCredentialsRedacted: a server that quotes the request's
+// headers back, in every place an answer has text, never makes Query's
+// error show a credential, whatever its source: inline, a file, a header,
+// or an OAuth2 access token the client was never configured with.
+func TestEchoedCredentialsRedacted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"oauth-access-7e1f0c2b9d","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(tokenSrv.Close)
+	tests := []struct {
+		name    string
+		http    config.HTTPClientConfig
+		secrets []string // none may be shown
+	}{
+		{"bearer inline", config.HTTPClientConfig{Authorization: &config.Authorization{Type: "Bearer", Credentials: "inline-3c9a1f7e"}}, []string{"inline-3c9a1f7e"}},
+		{"bearer file", config.HTTPClientConfig{Authorization: &config.Authorization{Type: "Bearer", CredentialsFile: write("tok", "file-5d2e8b4a\n")}}, []string{"file-5d2e8b4a"}},
+		{"custom scheme", config.HTTPClientConfig{Authorization: &config.Authorization{Type: "Token", Credentials: `q"uo<te>d\42`}}, []string{`q"uo<te>d\42`, `q\"uo`, `\u003cte`}},
+		{"basic password file", config.HTTPClientConfig{BasicAuth: &config.BasicAuth{Username: "alice", PasswordFile: write("pw", "pw-9b8c7d6e")}}, []string{"pw-9b8c7d6e", base64.StdEncoding.EncodeToString([]byte("alice:pw-9b8c7d6e"))}},
+		{"header secret, file and value", config.HTTPClientConfig{HTTPHeaders: &config.Headers{Headers: map[string]config.Header{
+			"X-Api-Key":     {Secrets: []config.Secret{"hdr-secret-1a2b3c"}},
+			"X-Other-Key":   {Files: []string{write("hdr", "hdr-file-4d5e6f")}},
+			"X-Scope-OrgID": {Values: []string{"tenant-7g8h9i"}},
+		}}}, []string{"hdr-secret-1a2b3c", "hdr-file-4d5e6f", "tenant-7g8h9i"}},
+		{"oauth2 access token", config.HTTPClientConfig{OAuth2: &config.OAuth2{ClientID: "id", ClientSecret: "client-secret-0a9b", TokenURL: tokenSrv.URL}}, []string{"oauth-access-7e1f0c2b9d", "client-secret-0a9b"}},
+	}
+	for _, tt := range tests {
+		for _, how := range []string{"error", "warning", "label", "body"} {
+			t.Run(tt.name+"/"+how, func(t *testing.T) {
+				t.Parallel()
+				set := redact.New()
+				c := newClient(t, echoServer(t, how), Config{HTTP: tt.http, Retries: -1, Redact: set})
+				_, err := c.Query(t.Context(), "up", evalTime)
+				if err == nil {
+					t.Fatal("Query succeeded, want an error")
+				}
+				msg := fmt.Sprintf("%v | %+v", err, err)
+				for _, s := range tt.secrets {
+					if strings.Contains(msg, s) {
+						t.Errorf("error shows %q: %s", s, msg)
+					}
+				}
+				if how != "body" && !strings.Contains(msg, redact.Mark) {
+					// A plain 502 body is not quoted at all; every other
+					// echo is, with the credential marked.
+					t.Errorf("error has no %s where the echo was: %s", redact.Mark, msg)
+				}
+				if c.Secrets() != set || !set.Has(tt.secrets[0]) {
+					t.Errorf("the caller's set did not learn %q", tt.secrets[0])
+				}
+			})
+		}
+	}
+}
+
+// TestRedirects: a redirect within the server is followed with the
+// credential; one to another port or host is refused, and that server
+// never sees a request.
+func TestRedirects(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var otherGot []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		otherGot = append(otherGot, r.Header.Get("Authorization"))
+		mu.Unlock()
+		reply(w, http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	}))
+	t.Cleanup(other.Close)
+	otherLocalhost := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+	var authAtTarget string
+	main := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/moved/api/v1/query":
+			authAtTarget = r.Header.Get("Authorization")
+			reply(w, http.StatusOK, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+		case strings.Contains(r.FormValue("query"), "port"):
+			http.Redirect(w, r, other.URL+"/api/v1/query", http.StatusTemporaryRedirect)
+		case strings.Contains(r.FormValue("query"), "host"):
+			http.Redirect(w, r, otherLocalhost+"/api/v1/query", http.StatusTemporaryRedirect)
+		default:
+			http.Redirect(w, r, "/moved/api/v1/query", http.StatusTemporaryRedirect)
+		}
+	}))
+	t.Cleanup(main.Close)
+	cfg := func() config.HTTPClientConfig {
+		c := config.DefaultHTTPClientConfig
+		c.Authorization = &config.Authorization{Type: "Bearer", Credentials: "redirect-secret"}
+		return c
+	}
+	if _, err := newClient(t, main.URL, Config{HTTP: cfg()}).Query(t.Context(), "up", evalTime); err != nil {
+		t.Fatalf("same-origin redirect: %v", err)
+	}
+	if authAtTarget != "Bearer redirect-secret" {
+		t.Errorf("same-origin redirect target got Authorization %q", authAtTarget)
+	}
+	for _, to := range []string{"port", "host"} {
+		// The query selects the redirect: a test hook, not a real use.
+		_, err := newClient(t, main.URL, Config{HTTP: cfg(), Retries: -1}).Query(t.Context(), fmt.Sprintf(`up{to=%q}`, to), evalTime)
+		if err == nil || !strings.Contains(err.Error(), "refused: credentials and queries are sent only to") {
+			t.Errorf("redirect to another %s: got %v, want it refused", to, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(otherGot) > 0 {
+		t.Errorf("the other server got %d requests (Authorization %q)", len(otherGot), otherGot)
+	}
+}
