@@ -318,16 +318,38 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 }
 
 // checkPlaceholders allows $service, $namespace and $hash only as whole
-// values of = and != label matchers, and nowhere else.
+// values of = and != label matchers, and nowhere else: not in strings, nor
+// in label names, which Prometheus 3 lets a query quote (`sum by
+// ("$service")`, `{"$hash"="x"}`) and render would fill in as it fills in
+// a value.
 func checkPlaceholders(expr parser.Expr, uses map[string]bool) error {
 	var err error
+	names := func(ls []string) {
+		for _, l := range ls {
+			for _, ph := range targetPlaceholders {
+				if err == nil && strings.Contains(l, ph) {
+					err = fmt.Errorf("label name %q: %s is allowed only as a label matcher value", l, ph)
+				}
+			}
+		}
+	}
 	parser.Inspect(expr, func(node parser.Node, _ []parser.Node) error {
 		if err != nil {
 			return err
 		}
 		switch n := node.(type) {
+		case *parser.AggregateExpr:
+			names(n.Grouping)
+		case *parser.BinaryExpr:
+			if vm := n.VectorMatching; vm != nil {
+				names(vm.MatchingLabels)
+				names(vm.Include)
+			}
 		case *parser.VectorSelector:
 			for _, m := range n.LabelMatchers {
+				if names([]string{m.Name}); err != nil {
+					return err
+				}
 				if !strings.Contains(m.Value, "$") {
 					continue
 				}
