@@ -2,13 +2,11 @@ package promapi
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -16,45 +14,8 @@ import (
 	"github.com/prometheus/common/config"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/promapi/promapitest"
 )
-
-// quoteHeaders renders every header of r as "Name: value" lines, the way a
-// multi-tenant gateway's error body quotes a refused request.
-func quoteHeaders(r *http.Request) string {
-	var lines []string
-	for name, vs := range r.Header {
-		for _, v := range vs {
-			lines = append(lines, name+": "+v)
-		}
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
-}
-
-// echoServer answers every query with the request's headers quoted back,
-// in the way given by how: "error" (400 with the headers as the error
-// message), "warning" (200 with them as a warning), "label" (200 with them
-// as a label value of a sample), "body" (502 with them as a plain body).
-func echoServer(t *testing.T, how string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		quoted := quoteHeaders(r)
-		q, _ := json.Marshal(quoted)
-		switch how {
-		case "error":
-			reply(w, http.StatusBadRequest, fmt.Sprintf(`{"status":"error","errorType":"bad_data","error":%s}`, q))
-		case "warning":
-			reply(w, http.StatusOK, fmt.Sprintf(`{"status":"success","warnings":[%s],"data":{"resultType":"vector","result":[]}}`, q))
-		case "label":
-			reply(w, http.StatusOK, fmt.Sprintf(`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"h":%s},"value":[1,"1"]}]}}`, q))
-		default:
-			w.WriteHeader(http.StatusBadGateway)
-			fmt.Fprint(w, quoted)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
 
 // TestEchoedCredentialsRedacted: a server that quotes the request's
 // headers back, in every place an answer has text, never makes Query's
@@ -92,11 +53,11 @@ func TestEchoedCredentialsRedacted(t *testing.T) {
 		{"oauth2 access token", config.HTTPClientConfig{OAuth2: &config.OAuth2{ClientID: "id", ClientSecret: "client-secret-0a9b", TokenURL: tokenSrv.URL}}, []string{"oauth-access-7e1f0c2b9d", "client-secret-0a9b"}},
 	}
 	for _, tt := range tests {
-		for _, how := range []string{"error", "warning", "label", "body"} {
+		for _, how := range []string{promapitest.EchoError, promapitest.EchoWarning, promapitest.EchoLabel, promapitest.EchoBody} {
 			t.Run(tt.name+"/"+how, func(t *testing.T) {
 				t.Parallel()
 				set := redact.New()
-				c := newClient(t, echoServer(t, how), Config{HTTP: tt.http, Retries: -1, Redact: set})
+				c := newClient(t, promapitest.ServeEcho(t, how).URL, Config{HTTP: tt.http, Retries: -1, Redact: set})
 				_, err := c.Query(t.Context(), "up", evalTime)
 				if err == nil {
 					t.Fatal("Query succeeded, want an error")
@@ -107,7 +68,7 @@ func TestEchoedCredentialsRedacted(t *testing.T) {
 						t.Errorf("error shows %q: %s", s, msg)
 					}
 				}
-				if how != "body" && !strings.Contains(msg, redact.Mark) {
+				if how != promapitest.EchoBody && !strings.Contains(msg, redact.Mark) {
 					// A plain 502 body is not quoted at all; every other
 					// echo is, with the credential marked.
 					t.Errorf("error has no %s where the echo was: %s", redact.Mark, msg)
