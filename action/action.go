@@ -13,7 +13,9 @@
 // this package (see files.go for why not by the library). Every input is
 // validated before it reaches PromQL, the GitHub API or Kubernetes, and a
 // bad one fails the step with an error naming it. Credentials are masked
-// (::add-mask::) before anything is printed and are never printed.
+// (::add-mask::) before anything is printed, and replaced by "<redacted>"
+// in everything the step prints, writes or sends to the GitHub API, even
+// when a server quotes them back (see redact.go).
 //
 // # Stage ledger
 //
@@ -62,6 +64,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +75,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/promapi"
 )
 
@@ -140,7 +144,9 @@ func WithKubeClient(f KubeClientFunc) Option { return func(o *options) { o.kube 
 
 // Run runs the Action as one step of a job and returns the process exit
 // status. It never panics on a missing runner file: $GITHUB_OUTPUT and
-// $GITHUB_STEP_SUMMARY are checked first.
+// $GITHUB_STEP_SUMMARY are checked first. Everything it writes to
+// env.Stdout but ::add-mask:: commands goes through a redact.Writer,
+// flushed before Run returns.
 func Run(ctx context.Context, env Env, opts ...Option) int {
 	if env.Getenv == nil {
 		env.Getenv = os.Getenv
@@ -152,7 +158,14 @@ func Run(ctx context.Context, env Env, opts ...Option) int {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	gha := githubactions.New(githubactions.WithGetenv(env.Getenv), githubactions.WithWriter(env.Stdout))
+	sec := redact.New()
+	log := sec.Writer(env.Stdout)
+	defer log.Flush()
+	// Only masks go to the runner unredacted: it hides them, and a
+	// redacted mask would hide nothing.
+	masks := githubactions.New(githubactions.WithGetenv(env.Getenv), githubactions.WithWriter(env.Stdout))
+	gha := githubactions.New(githubactions.WithGetenv(env.Getenv), githubactions.WithWriter(log))
+	o.httpClient = redactingClient(o.httpClient, sec)
 	var missing []string
 	for _, v := range []string{"GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"} {
 		if env.Getenv(v) == "" {
@@ -164,16 +177,20 @@ func Run(ctx context.Context, env Env, opts ...Option) int {
 			strings.Join(missing, " and ")+" unset: run phaseguard action as a step of a GitHub Actions job (outputs and the job summary are written to the files these name)")
 		return ExitError
 	}
-	r := &run{o: o, get: env.Getenv, gha: gha}
+	r := &run{o: o, get: env.Getenv, gha: gha, sec: sec, mask: masks.AddMask}
 	r.main(ctx)
 	return r.finish(ctx)
 }
 
 // run is one step.
 type run struct {
-	o    options
-	get  func(string) string
-	gha  *githubactions.Action
+	o   options
+	get func(string) string
+	gha *githubactions.Action
+	// sec holds every secret of the run; see redact.go.
+	sec *redact.Set
+	// mask prints ::add-mask:: around the redacting writer.
+	mask func(string)
 	renv *runnerEnv
 	in   *inputs
 
@@ -197,11 +214,12 @@ type run struct {
 }
 
 func (r *run) logf(format string, args ...any) {
-	r.gha.Infof("%s", oneLine(fmt.Sprintf(format, args...)))
+	r.gha.Infof("%s", oneLine(r.sec.String(fmt.Sprintf(format, args...))))
 }
 
 func (r *run) annotate(level, title, msg string) {
-	a := r.gha.WithFieldsMap(map[string]string{"title": oneLine(title)})
+	title, msg = oneLine(r.sec.String(title)), r.sec.String(msg)
+	a := r.gha.WithFieldsMap(map[string]string{"title": title})
 	switch level {
 	case "error":
 		a.Errorf("%s", msg)
@@ -224,15 +242,9 @@ func (r *run) main(ctx context.Context) {
 	r.renv = renv
 	in, inErr := readInputs(r.gha.GetInput, clock.Now(), renv)
 	r.in = in
-	// Mask before anything else is printed; a multi-line secret line by
-	// line, as the runner matches masks per log line.
-	for _, s := range in.secrets {
-		for _, line := range strings.Split(s, "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				r.gha.AddMask(line)
-			}
-		}
-	}
+	// Mask before anything else is printed.
+	r.learn(in.secrets...)
+	in.addSecrets(r.sec)
 	errs := []error{renvErr, inErr}
 	if in.githubToken != "" && r.get("GITHUB_REPOSITORY") == "" {
 		errs = append(errs, &InputError{Input: "$GITHUB_REPOSITORY", Msg: "not set: the stage ledger needs owner/name"})
@@ -241,7 +253,7 @@ func (r *run) main(ctx context.Context) {
 		r.invalid(err)
 		return
 	}
-	q, err := promapi.New(promapi.Config{URL: in.promURL, HTTP: in.promHTTP, Timeout: in.promTimeout})
+	q, err := promapi.New(promapi.Config{URL: in.promURL, HTTP: in.promHTTP, Timeout: in.promTimeout, Redact: r.sec})
 	if err != nil {
 		r.invalid(&InputError{Input: inPromURL, Secret: true, Msg: err.Error()})
 		return
@@ -250,7 +262,13 @@ func (r *run) main(ctx context.Context) {
 		f := r.o.kube
 		if f == nil {
 			f = func(kc []byte) (dynamic.Interface, error) {
-				return kubeClient(kc, renv.kubeconfigPath, renv.workspace, renv.inClusterService)
+				cfg, err := kubeConfig(kc, renv.kubeconfigPath, renv.workspace, renv.inClusterService)
+				if err != nil {
+					return nil, err
+				}
+				r.learn(kubeSecretsOf(cfg)...)
+				cfg.WarningHandler = kubeWarnings(func(text string) { r.logf("Kubernetes API warning: %s", text) })
+				return dynamic.NewForConfig(cfg)
 			}
 		}
 		if r.kube, err = f(in.kubeconfig); err != nil {
@@ -268,7 +286,7 @@ func (r *run) main(ctx context.Context) {
 		base := *renv.apiURL
 		gh.BaseURL = &base
 		gh.UserAgent = "phaseguard-action"
-		r.led = &ledger{gh: gh, owner: renv.owner, repo: renv.repo, sha: in.sha, now: clock.Now}
+		r.led = &ledger{gh: gh, owner: renv.owner, repo: renv.repo, sha: in.sha, now: clock.Now, sec: r.sec}
 		r.environment = in.environment(in.stage.Name)
 	}
 	r.logf("phaseguard: stage %s of policy %s (%s), canary %s, stable %s", in.stage.Name, in.policy.Metadata.Name, in.policy.Source(), in.canaryHash, orNone(in.stableHash))
@@ -333,6 +351,19 @@ func (r *run) main(ctx context.Context) {
 
 	eng := analysis.New(q, analysis.WithClock(clock.Now))
 	r.judge(ctx, eng, deadline)
+}
+
+// learn masks secrets and adds them to the run's set. A multi-line secret
+// is masked line by line, as the runner matches masks per log line.
+func (r *run) learn(secrets ...string) {
+	for _, s := range secrets {
+		for _, line := range strings.Split(s, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				r.mask(line)
+			}
+		}
+		addSecret(r.sec, s)
+	}
 }
 
 // invalid records input errors.
@@ -563,7 +594,7 @@ func (r *run) finish(ctx context.Context) int {
 		{"deployment-id", deployment},
 		{"looks", strconv.Itoa(len(r.looks))},
 	}
-	if err := writeOutputs(r.renv.outputFile, outs); err != nil {
+	if err := writeOutputs(r.sec, r.renv.outputFile, outs); err != nil {
 		r.annotate("error", "phaseguard: outputs", err.Error())
 		return ExitError
 	}
@@ -599,14 +630,17 @@ func (r *run) synthetic(last *analysis.Verdict) *analysis.Verdict {
 
 func (r *run) writeReport(v *analysis.Verdict) error {
 	path := filepath.Join(r.renv.workspace, r.in.reportPath)
-	data, err := json.MarshalIndent(v, "", "  ")
+	// Every string of a copy is redacted, then the JSON text again.
+	c := *v
+	redactStrings(r.sec, reflect.ValueOf(&c))
+	data, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+	if err := writeFile(r.sec, path, append(data, '\n')); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil
@@ -654,11 +688,14 @@ func (r *run) writeSummary(last *analysis.Verdict) error {
 		s.Queries = last.Queries
 		s.Chart, s.Legend = burnChart(r.looks, r.start)
 	}
+	// Markdown escaping changes a secret's text ('_' becomes '\_'):
+	// redact before rendering, and the page again at the sink.
+	redactStrings(r.sec, reflect.ValueOf(s))
 	md, err := renderSummary(s)
 	if err != nil {
 		return err
 	}
-	return appendFile(r.renv.summaryFile, md)
+	return appendFile(r.renv.summaryFile, r.sec.String(md))
 }
 
 func orNone(s string) string {

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+
+	"github.com/phaseguard/phaseguard/internal/redact"
 )
 
 // This file writes the runner's file commands ($GITHUB_OUTPUT,
@@ -32,13 +34,15 @@ var outputNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 type output struct{ name, value string }
 
 // writeOutputs appends outputs to the $GITHUB_OUTPUT file at path in one
-// write, each value between a delimiter drawn at random for it.
-func writeOutputs(path string, outs []output) error {
+// write, each value redacted with set and between a delimiter drawn at
+// random for it.
+func writeOutputs(set *redact.Set, path string, outs []output) error {
 	var b strings.Builder
 	for _, o := range outs {
 		if !outputNameRE.MatchString(o.name) {
 			return fmt.Errorf("output name %q: not a valid name", o.name)
 		}
+		o.value = set.String(o.value)
 		delim, err := delimiter()
 		if err != nil {
 			return err
@@ -50,6 +54,9 @@ func writeOutputs(path string, outs []output) error {
 		}
 		fmt.Fprintf(&b, "%s<<%s\n%s\n%s\n", o.name, delim, o.value, delim)
 	}
+	// The names and delimiters are not redacted: they carry nothing but
+	// this function's syntax and random bits, and a short secret ("1")
+	// would break the heredocs.
 	return appendFile(path, b.String())
 }
 
@@ -63,7 +70,8 @@ func delimiter() (string, error) {
 }
 
 // appendFile appends s to the runner file at path, which must exist or be
-// creatable.
+// creatable. It does not redact: its callers, writeOutputs and
+// writeSummary, do.
 func appendFile(path, s string) (err error) {
 	if path == "" {
 		return errors.New("no file: variable unset")

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/policies"
 )
 
@@ -121,6 +122,16 @@ type inputs struct {
 
 	// secrets are the values to mask, in the order found.
 	secrets []string
+	// basicUser and basicPassword are the basic-auth input, whose
+	// "user:password" in Base64 is redacted too.
+	basicUser, basicPassword string
+}
+
+// addSecrets adds every secret input to set: the values masked, and the
+// Base64 of "user:password" an echoed Authorization header would show.
+func (in *inputs) addSecrets(set *redact.Set) {
+	addSecret(set, in.secrets...)
+	set.AddBasicAuth(in.basicUser, in.basicPassword)
 }
 
 // environment is the ledger environment of a stage.
@@ -157,13 +168,15 @@ var (
 
 // readInputs reads and validates every input, reporting every problem at
 // once. Secrets are collected first, so they can be masked before any
-// message is printed.
+// message is printed, and redacted from the values errors quote before
+// they are cut to length.
 func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*inputs, error) {
 	workspace := renv.workspace
 	in := &inputs{stageIndex: -1}
 	var errs []error
+	quoted := redact.New()
 	bad := func(input, value, format string, args ...any) {
-		errs = append(errs, &InputError{Input: input, Value: value, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &InputError{Input: input, Value: quoted.String(value), Msg: fmt.Sprintf(format, args...)})
 	}
 	badSecret := func(input, format string, args ...any) {
 		errs = append(errs, &InputError{Input: input, Secret: true, Msg: fmt.Sprintf(format, args...)})
@@ -197,6 +210,10 @@ func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*input
 		in.kubeconfig = []byte(kc)
 		in.secrets = append(in.secrets, kubeSecrets(in.kubeconfig)...)
 	}
+	if user != "" {
+		in.basicUser, in.basicPassword = user, password
+	}
+	in.addSecrets(quoted)
 
 	// Policy and stage.
 	policyRef := get(inPolicy)
@@ -428,16 +445,15 @@ func checkPromURL(raw string) error {
 	return nil
 }
 
-// redactURL drops any credentials from a URL for a message.
+// redactURL is a URL for a message: its scheme, host and path, without
+// the user-info, query or fragment that may carry a credential
+// (?access_token=...). An unparsable URL is not shown.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		if strings.Contains(raw, "@") {
-			return "(unparsable URL)"
-		}
-		return raw
+		return "(unparsable URL)"
 	}
-	return u.Redacted()
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }
 
 // parseHeaders reads "Name: value" lines. Every value is kept as a secret

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-github/v60/github"
 	"github.com/prometheus/common/model"
 
+	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/policies"
 )
 
@@ -62,6 +63,10 @@ type ledger struct {
 	owner, repo string
 	sha         string
 	now         func() time.Time
+	// sec redacts descriptions before they are cut to GitHub's 140 bytes,
+	// which could leave a secret's head; the client's transport redacts
+	// every body again.
+	sec *redact.Set
 	// calls counts API calls, for the log.
 	calls int
 }
@@ -197,7 +202,7 @@ func (l *ledger) create(ctx context.Context, env, description string, p payload,
 		Task:        github.String(deploymentTask),
 		AutoMerge:   github.Bool(false),
 		Environment: github.String(env),
-		Description: github.String(truncate(description, 140)),
+		Description: github.String(truncate(l.sec.String(description), 140)),
 		Payload:     p,
 		// No commit status is required: phaseguard is the check.
 		RequiredContexts:      &[]string{},
@@ -221,7 +226,7 @@ func (l *ledger) create(ctx context.Context, env, description string, p payload,
 func (l *ledger) setStatus(ctx context.Context, id int64, state, description, logURL string) error {
 	req := &github.DeploymentStatusRequest{
 		State:        github.String(state),
-		Description:  github.String(truncate(oneLine(description), 140)),
+		Description:  github.String(truncate(oneLine(l.sec.String(description)), 140)),
 		AutoInactive: github.Bool(false),
 	}
 	if logURL != "" {

@@ -46,11 +46,11 @@ func abortRollout(ctx context.Context, dyn dynamic.Interface, ns, name string) e
 	return nil
 }
 
-// kubeClient builds a client from the kubeconfig input, else the files in
-// $KUBECONFIG (paths inside the action's container: the workspace is
-// mounted, the runner's temp directory is not), else the in-cluster
-// service account (a self-hosted runner in the cluster).
-func kubeClient(kubeconfig []byte, kubeconfigEnv, workspace string, inCluster bool) (dynamic.Interface, error) {
+// kubeConfig is the client configuration from the kubeconfig input, else
+// the files in $KUBECONFIG (paths inside the action's container: the
+// workspace is mounted, the runner's temp directory is not), else the
+// in-cluster service account (a self-hosted runner in the cluster).
+func kubeConfig(kubeconfig []byte, kubeconfigEnv, workspace string, inCluster bool) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -87,11 +87,13 @@ func kubeClient(kubeconfig []byte, kubeconfigEnv, workspace string, inCluster bo
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	return dynamic.NewForConfig(cfg)
+	return cfg, nil
 }
 
-// kubeSecrets returns the credentials in a kubeconfig, as they appear in
-// it, for masking.
+// kubeSecrets returns the credentials of every user in a kubeconfig, for
+// masking and redaction: tokens, passwords, client keys (as PEM and as the
+// Base64 the file holds), exec plugin environment values and auth
+// provider settings.
 func kubeSecrets(kubeconfig []byte) []string {
 	c, err := clientcmd.Load(kubeconfig)
 	if err != nil {
@@ -107,7 +109,13 @@ func kubeSecrets(kubeconfig []byte) []string {
 		add(a.Token)
 		add(a.Password)
 		if len(a.ClientKeyData) > 0 {
+			add(string(a.ClientKeyData))
 			add(base64.StdEncoding.EncodeToString(a.ClientKeyData))
+		}
+		if a.Exec != nil {
+			for _, e := range a.Exec.Env {
+				add(e.Value)
+			}
 		}
 		if a.AuthProvider != nil {
 			for _, v := range a.AuthProvider.Config {
