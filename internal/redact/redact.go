@@ -30,7 +30,7 @@ import (
 )
 
 // Mark replaces every secret value.
-const Mark = "<redacted>"
+const Mark = "[redacted]"
 
 // minLineLen is the shortest line of a multi-line secret matched on its
 // own: shorter lines ("}" in a JSON key file) would mark unrelated text.
