@@ -24,36 +24,29 @@ const cacheSize = 64
 // cache shares engines (one HTTP client each) and loaded policies between
 // calls. It is safe for concurrent use.
 type cache struct {
-	getenv func(string) string
-
 	mu       sync.Mutex
 	engines  *lru[*analysis.Engine]
 	policies *lru[*policies.Policy]
 }
 
-func newCache(getenv func(string) string) *cache {
-	return &cache{getenv: getenv, engines: newLRU[*analysis.Engine](cacheSize), policies: newLRU[*policies.Policy](cacheSize)}
+func newCache() *cache {
+	return &cache{engines: newLRU[*analysis.Engine](cacheSize), policies: newLRU[*policies.Policy](cacheSize)}
 }
 
-// engine returns the engine for a Prometheus configuration, building its
-// client on first use. A configuration that cannot build a client is not
-// cached: the next call tries again (a secret file may appear).
-func (c *cache) engine(pc *PrometheusConfig, now func() time.Time) (*analysis.Engine, error) {
-	key := pc.cacheKey()
+// engine returns the engine cached under key, building its client from
+// cfg on first use, with at most maxInFlight queries at once. A
+// configuration that cannot build a client is not cached.
+func (c *cache) engine(key string, cfg promapi.Config, maxInFlight int, now func() time.Time) (*analysis.Engine, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.engines.get(key); ok {
 		return e, nil
 	}
-	cfg, err := pc.client(c.getenv)
-	if err != nil {
-		return nil, err
-	}
 	client, err := promapi.New(cfg)
 	if err != nil {
 		return nil, &ConfigError{Errs: []error{fmt.Errorf("prometheus: %w", err)}}
 	}
-	q := &limitedQuerier{q: client, slots: make(chan struct{}, pc.MaxInFlight)}
+	q := &limitedQuerier{q: client, slots: make(chan struct{}, max(maxInFlight, 1))}
 	e := analysis.New(q, analysis.WithClock(now))
 	c.engines.put(key, e)
 	return e, nil

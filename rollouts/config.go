@@ -2,6 +2,8 @@ package rollouts
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,14 +79,30 @@ type Config struct {
 	Timeout model.Duration `json:"timeout"`
 }
 
-// PrometheusConfig configures the Prometheus HTTP API client. Secrets come
-// only from files mounted into the controller's pod or from environment
-// variables of the controller, named here: never inline, since the
-// template is readable by anyone who can read AnalysisRuns.
+// PrometheusConfig says which server the SLIs are queried on, and how.
+//
+// Where credentials come from is the operator's decision, never a
+// template's: a template is written by whoever may create AnalysisRuns,
+// and the plugin runs in the controller's pod, with its service account
+// token and environment. So a template either names a connection the
+// operator defined (Connection: address, credentials, TLS, proxy and
+// headers all come from the plugin's connections file), or gives an
+// Address with no credentials, or with credential values that Argo
+// resolved from the AnalysisRun's own secrets: Authorization.Credentials,
+// BasicAuth.Password and the value of a credential header are accepted
+// only when the stored template gives them as {{args.NAME}} of an argument
+// with valueFrom.secretKeyRef (checked against the AnalysisRun at each
+// call, see checkSecretArgs). Every field that would name a file or an
+// environment variable of the controller is refused, naming the field.
 type PrometheusConfig struct {
+	// Connection names a connection of the operator's connections file.
+	// With it, the template sets none of Address, Authorization,
+	// BasicAuth, OAuth2, TLS, ProxyURL, Headers, FollowRedirects and
+	// EnableHTTP2.
+	Connection string `json:"connection"`
 	// Address is the base URL of a server speaking the Prometheus HTTP
 	// API (Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics), with any
-	// path prefix; no credentials in it.
+	// path prefix; no user-info, query or fragment.
 	Address string `json:"address"`
 	// Timeout bounds one query, retries included. Default 10s.
 	Timeout model.Duration `json:"timeout"`
@@ -97,46 +115,45 @@ type PrometheusConfig struct {
 
 	Authorization *AuthorizationConfig `json:"authorization"`
 	BasicAuth     *BasicAuthConfig     `json:"basicAuth"`
-	OAuth2        *OAuth2Config        `json:"oauth2"`
-	TLS           *TLSConfig           `json:"tls"`
-	// ProxyURL is an HTTP proxy for the queries; no credentials in it.
+	// OAuth2 is refused in templates: its client secret and token URL are
+	// the operator's (a connection's oauth2). Kept as a field so that the
+	// error says so instead of "unknown field".
+	OAuth2 any        `json:"oauth2"`
+	TLS    *TLSConfig `json:"tls"`
+	// ProxyURL is an HTTP proxy for the queries; no user-info, query or
+	// fragment.
 	ProxyURL string `json:"proxyUrl"`
 	// Headers are extra request headers, e.g. X-Scope-OrgID for Mimir.
 	Headers map[string]HeaderConfig `json:"headers"`
-	// FollowRedirects and EnableHTTP2 default to true.
+	// FollowRedirects and EnableHTTP2 default to true. A redirect to
+	// another scheme, host or port is never followed.
 	FollowRedirects *bool `json:"followRedirects"`
 	EnableHTTP2     *bool `json:"enableHttp2"`
 }
 
 // AuthorizationConfig sets the Authorization header: Type (default
-// Bearer) and credentials from a file or an environment variable.
+// Bearer) and Credentials, given as {{args.NAME}} of an argument with
+// valueFrom.secretKeyRef. CredentialsFile and CredentialsEnv are refused.
 type AuthorizationConfig struct {
 	Type            string `json:"type"`
+	Credentials     string `json:"credentials"`
 	CredentialsFile string `json:"credentialsFile"`
 	CredentialsEnv  string `json:"credentialsEnv"`
 }
 
-// BasicAuthConfig sets HTTP basic authentication. The password comes from
-// a file or an environment variable.
+// BasicAuthConfig sets HTTP basic authentication: Username, and Password
+// given as {{args.NAME}} of an argument with valueFrom.secretKeyRef.
+// UsernameFile, PasswordFile and PasswordEnv are refused.
 type BasicAuthConfig struct {
 	Username     string `json:"username"`
+	Password     string `json:"password"`
 	UsernameFile string `json:"usernameFile"`
 	PasswordFile string `json:"passwordFile"`
 	PasswordEnv  string `json:"passwordEnv"`
 }
 
-// OAuth2Config sets OAuth 2.0 client credentials. The client secret comes
-// from a file or an environment variable.
-type OAuth2Config struct {
-	ClientID         string            `json:"clientId"`
-	ClientSecretFile string            `json:"clientSecretFile"`
-	ClientSecretEnv  string            `json:"clientSecretEnv"`
-	TokenURL         string            `json:"tokenUrl"`
-	Scopes           []string          `json:"scopes"`
-	EndpointParams   map[string]string `json:"endpointParams"`
-}
-
-// TLSConfig configures TLS to the server, from files.
+// TLSConfig configures TLS to the server. CAFile, CertFile and KeyFile
+// are refused in templates (a connection's tls_config has them).
 type TLSConfig struct {
 	CAFile             string `json:"caFile"`
 	CertFile           string `json:"certFile"`
@@ -145,8 +162,9 @@ type TLSConfig struct {
 	InsecureSkipVerify bool   `json:"insecureSkipVerify"`
 }
 
-// HeaderConfig is one header value: exactly one of Value (not a secret:
-// it is visible in the template), File or Env.
+// HeaderConfig is one header value. The value of a credential header
+// (see credentialHeader) must be {{args.NAME}} of an argument with
+// valueFrom.secretKeyRef. File and Env are refused.
 type HeaderConfig struct {
 	Value string `json:"value"`
 	File  string `json:"file"`
@@ -214,6 +232,9 @@ func (c *Config) defaults() {
 	if c.Prometheus.MaxInFlight == 0 {
 		c.Prometheus.MaxInFlight = 32
 	}
+	if c.Prometheus.Connection != "" {
+		return // the connection sets the rest; Validate refuses them here
+	}
 	if c.Prometheus.FollowRedirects == nil {
 		on := true
 		c.Prometheus.FollowRedirects = &on
@@ -247,9 +268,6 @@ func checkPolicyRef(ref string) error {
 	return fmt.Errorf("policy %q: a policy file must be an absolute path ending in .yaml or .yml", ref)
 }
 
-// envNameRE is a portable environment variable name.
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // Validate reports every problem of c at once. Values that reach PromQL
 // (service, namespace, hashes, stage) are checked by the engine.
 func (c *Config) Validate() error {
@@ -282,30 +300,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// connectionNameRE is a connection's name: a DNS-1123 label.
+var connectionNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// useConnection ends the error of a field a template may not set: where
+// credentials come from is the operator's decision.
+const useConnection = "credentials, files and environment variables are the operator's: define a connection in the plugin's connections file and set prometheus.connection, or give the credential as {{args.NAME}} of an argument with valueFrom.secretKeyRef"
+
 func (p *PrometheusConfig) validate() []error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	checkURL := func(field, raw string, required bool) {
-		if raw == "" {
-			if required {
-				add("%s: required", field)
-			}
-			return
-		}
-		u, err := url.Parse(raw)
-		switch {
-		case err != nil:
-			add("%s: not a URL", field) // the parse error may echo a secret
-		case u.User != nil:
-			add("%s: must not hold credentials (use authorization or basicAuth with a file or an environment variable)", field)
-		case u.Scheme != "http" && u.Scheme != "https":
-			add("%s %q: scheme must be http or https", field, u.Redacted())
-		case u.Host == "":
-			add("%s %q: host must be set", field, u.Redacted())
-		}
-	}
-	checkURL("prometheus.address", p.Address, true)
-	checkURL("prometheus.proxyUrl", p.ProxyURL, false)
 	if p.Timeout < 0 {
 		add("prometheus.timeout %s: must not be negative", p.Timeout)
 	}
@@ -315,150 +319,190 @@ func (p *PrometheusConfig) validate() []error {
 	if p.MaxInFlight < 0 {
 		add("prometheus.maxInFlight %d: must not be negative", p.MaxInFlight)
 	}
-	// oneOf checks that exactly (or, when optional, at most) one secret
-	// source is set, and that an environment variable name is one.
-	oneOf := func(field string, required bool, file, env string) {
-		switch {
-		case file != "" && env != "":
-			add("%s: give a file or an environment variable, not both", field)
-		case file == "" && env == "" && required:
-			add("%s: give a file (%sFile) or an environment variable name (%sEnv)", field, field, field)
+	// Fields naming a file or an environment variable of the controller,
+	// refused whatever else is set.
+	refuse := func(field, value, what string) {
+		if value != "" {
+			add("%s: names %s of the controller; %s", field, what, useConnection)
 		}
-		if env != "" && !envNameRE.MatchString(env) {
-			add("%sEnv %q: not an environment variable name", field, env)
+	}
+	const file, env = "a file", "an environment variable"
+	if a := p.Authorization; a != nil {
+		refuse("prometheus.authorization.credentialsFile", a.CredentialsFile, file)
+		refuse("prometheus.authorization.credentialsEnv", a.CredentialsEnv, env)
+	}
+	if b := p.BasicAuth; b != nil {
+		refuse("prometheus.basicAuth.usernameFile", b.UsernameFile, file)
+		refuse("prometheus.basicAuth.passwordFile", b.PasswordFile, file)
+		refuse("prometheus.basicAuth.passwordEnv", b.PasswordEnv, env)
+	}
+	if t := p.TLS; t != nil {
+		refuse("prometheus.tls.caFile", t.CAFile, file)
+		refuse("prometheus.tls.certFile", t.CertFile, file)
+		refuse("prometheus.tls.keyFile", t.KeyFile, file)
+	}
+	if p.OAuth2 != nil {
+		add("prometheus.oauth2: not in templates (its client secret and token URL are the operator's); %s", useConnection)
+	}
+	for _, name := range sortedKeys(p.Headers) {
+		h := p.Headers[name]
+		refuse(fmt.Sprintf("prometheus.headers[%q].file", name), h.File, file)
+		refuse(fmt.Sprintf("prometheus.headers[%q].env", name), h.Env, env)
+	}
+
+	if p.Connection != "" {
+		if !connectionNameRE.MatchString(p.Connection) {
+			add("prometheus.connection %q: not a connection name (lower-case letters, digits, '-')", p.Connection)
 		}
+		// The connection sets where and how; a template's own settings
+		// would quietly mix with it.
+		for _, f := range []struct {
+			field string
+			set   bool
+		}{
+			{"address", p.Address != ""}, {"authorization", p.Authorization != nil}, {"basicAuth", p.BasicAuth != nil},
+			{"tls", p.TLS != nil}, {"proxyUrl", p.ProxyURL != ""}, {"headers", p.Headers != nil},
+			{"followRedirects", p.FollowRedirects != nil}, {"enableHttp2", p.EnableHTTP2 != nil},
+		} {
+			if f.set {
+				add("prometheus.%s: not with prometheus.connection (connection %q sets the address, credentials, TLS, proxy and headers)", f.field, p.Connection)
+			}
+		}
+		return errs
+	}
+
+	checkURL := func(field, raw string) {
+		if err := promapi.CheckURL(raw); err != nil {
+			add("%s: %w", field, err)
+		}
+	}
+	if p.Address == "" {
+		add("prometheus.address: required (or prometheus.connection)")
+	} else {
+		checkURL("prometheus.address", p.Address)
+	}
+	if p.ProxyURL != "" {
+		checkURL("prometheus.proxyUrl", p.ProxyURL)
 	}
 	auths := 0
 	if a := p.Authorization; a != nil {
 		auths++
-		oneOf("prometheus.authorization.credentials", true, a.CredentialsFile, a.CredentialsEnv)
+		if a.Credentials == "" && a.CredentialsFile == "" && a.CredentialsEnv == "" {
+			add("prometheus.authorization.credentials: required, as {{args.NAME}} of an argument with valueFrom.secretKeyRef")
+		}
 		if strings.EqualFold(a.Type, "basic") {
 			add("prometheus.authorization.type: use basicAuth for basic authentication")
 		}
 	}
 	if b := p.BasicAuth; b != nil {
 		auths++
-		if b.Username != "" && b.UsernameFile != "" {
-			add("prometheus.basicAuth: give username or usernameFile, not both")
+		if b.Username == "" && b.UsernameFile == "" {
+			add("prometheus.basicAuth.username: required")
 		}
-		oneOf("prometheus.basicAuth.password", true, b.PasswordFile, b.PasswordEnv)
-	}
-	if o := p.OAuth2; o != nil {
-		auths++
-		if o.ClientID == "" {
-			add("prometheus.oauth2.clientId: required")
+		if b.Password == "" && b.PasswordFile == "" && b.PasswordEnv == "" {
+			add("prometheus.basicAuth.password: required, as {{args.NAME}} of an argument with valueFrom.secretKeyRef")
 		}
-		checkURL("prometheus.oauth2.tokenUrl", o.TokenURL, true)
-		oneOf("prometheus.oauth2.clientSecret", true, o.ClientSecretFile, o.ClientSecretEnv)
 	}
 	if auths > 1 {
-		add("prometheus: give at most one of authorization, basicAuth and oauth2")
-	}
-	if t := p.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
-		add("prometheus.tls: give certFile and keyFile together")
+		add("prometheus: give at most one of authorization and basicAuth")
 	}
 	for _, name := range sortedKeys(p.Headers) {
 		h := p.Headers[name]
 		field := fmt.Sprintf("prometheus.headers[%q]", name)
-		n := 0
-		for _, v := range []string{h.Value, h.File, h.Env} {
-			if v != "" {
-				n++
-			}
+		if h.Value == "" && h.File == "" && h.Env == "" {
+			add("%s.value: required", field)
 		}
-		if n != 1 {
-			add("%s: give exactly one of value, file and env", field)
-		}
-		if h.Env != "" && !envNameRE.MatchString(h.Env) {
-			add("%s.env %q: not an environment variable name", field, h.Env)
-		}
-		if strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Cookie") || strings.EqualFold(name, "Proxy-Authorization") {
-			if h.Value != "" {
-				add("%s: a credential header takes file or env, never an inline value", field)
-			}
-		}
-		if http.CanonicalHeaderKey(name) == "" || strings.ContainsAny(name, " :\r\n") {
+		if http.CanonicalHeaderKey(name) == "" || strings.ContainsAny(name, " :\r\n\t") {
 			add("%s: not a header name", field)
 		}
 	}
 	return errs
 }
 
-// client builds the promapi configuration, reading environment variables
-// through getenv. Secrets read from the environment stay inside
-// config.Secret, which never prints.
-func (p *PrometheusConfig) client(getenv func(string) string) (promapi.Config, error) {
-	var errs []error
-	secret := func(field, name string) config.Secret {
-		v := getenv(name)
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s: environment variable %s is not set in the controller", field, name))
+// credentialHeader reports whether a header carries a credential: its
+// value must then come from a secret argument. Authorization-like names,
+// and any name with a word that says so (X-Api-Key, X-Auth-Token).
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"authorization", "cookie", "auth", "token", "secret", "password", "passwd", "key", "session", "credential", "signature"} {
+		if strings.Contains(n, w) {
+			return true
 		}
-		return config.Secret(v)
 	}
+	return false
+}
+
+// credentialField is a field of a template's config that carries a
+// credential value: its name, its path in the plugin's JSON and its value
+// (as Argo resolved it).
+type credentialField struct {
+	field string
+	path  []string
+	value string
+}
+
+// credentialFields lists the credential values p sets.
+func (p *PrometheusConfig) credentialFields() []credentialField {
+	var out []credentialField
+	if a := p.Authorization; a != nil && a.Credentials != "" {
+		out = append(out, credentialField{"prometheus.authorization.credentials", []string{"prometheus", "authorization", "credentials"}, a.Credentials})
+	}
+	if b := p.BasicAuth; b != nil && b.Password != "" {
+		out = append(out, credentialField{"prometheus.basicAuth.password", []string{"prometheus", "basicAuth", "password"}, b.Password})
+	}
+	for _, name := range sortedKeys(p.Headers) {
+		if h := p.Headers[name]; h.Value != "" && credentialHeader(name) {
+			out = append(out, credentialField{fmt.Sprintf("prometheus.headers[%q].value", name), []string{"prometheus", "headers", name, "value"}, h.Value})
+		}
+	}
+	return out
+}
+
+// client builds the promapi configuration of a template that names no
+// connection. Credential values stay inside config.Secret, which never
+// prints; checkSecretArgs has checked where they come from.
+func (p *PrometheusConfig) client() promapi.Config {
 	hc := config.DefaultHTTPClientConfig
-	hc.FollowRedirects = *p.FollowRedirects
-	hc.EnableHTTP2 = *p.EnableHTTP2
+	hc.FollowRedirects = p.FollowRedirects == nil || *p.FollowRedirects
+	hc.EnableHTTP2 = p.EnableHTTP2 == nil || *p.EnableHTTP2
 	if a := p.Authorization; a != nil {
-		hc.Authorization = &config.Authorization{Type: a.Type, CredentialsFile: a.CredentialsFile}
+		hc.Authorization = &config.Authorization{Type: a.Type, Credentials: config.Secret(a.Credentials)}
 		if hc.Authorization.Type == "" {
 			hc.Authorization.Type = "Bearer"
 		}
-		if a.CredentialsEnv != "" {
-			hc.Authorization.Credentials = secret("prometheus.authorization.credentialsEnv", a.CredentialsEnv)
-		}
 	}
 	if b := p.BasicAuth; b != nil {
-		hc.BasicAuth = &config.BasicAuth{Username: b.Username, UsernameFile: b.UsernameFile, PasswordFile: b.PasswordFile}
-		if b.PasswordEnv != "" {
-			hc.BasicAuth.Password = secret("prometheus.basicAuth.passwordEnv", b.PasswordEnv)
-		}
-	}
-	if o := p.OAuth2; o != nil {
-		hc.OAuth2 = &config.OAuth2{ClientID: o.ClientID, ClientSecretFile: o.ClientSecretFile, TokenURL: o.TokenURL, Scopes: o.Scopes, EndpointParams: o.EndpointParams}
-		if o.ClientSecretEnv != "" {
-			hc.OAuth2.ClientSecret = secret("prometheus.oauth2.clientSecretEnv", o.ClientSecretEnv)
-		}
+		hc.BasicAuth = &config.BasicAuth{Username: b.Username, Password: config.Secret(b.Password)}
 	}
 	if t := p.TLS; t != nil {
-		hc.TLSConfig = config.TLSConfig{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+		hc.TLSConfig = config.TLSConfig{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 	}
 	if p.ProxyURL != "" {
-		u, err := url.Parse(p.ProxyURL)
-		if err != nil {
-			errs = append(errs, errors.New("prometheus.proxyUrl: not a URL"))
-		} else {
+		if u, err := url.Parse(p.ProxyURL); err == nil { // validate checked it
 			hc.ProxyURL = config.URL{URL: u}
 		}
 	}
 	if len(p.Headers) > 0 {
 		hs := &config.Headers{Headers: map[string]config.Header{}}
 		for name, h := range p.Headers {
-			switch {
-			case h.Value != "":
+			if credentialHeader(name) {
+				hs.Headers[name] = config.Header{Secrets: []config.Secret{config.Secret(h.Value)}}
+			} else {
 				hs.Headers[name] = config.Header{Values: []string{h.Value}}
-			case h.File != "":
-				hs.Headers[name] = config.Header{Files: []string{h.File}}
-			default:
-				hs.Headers[name] = config.Header{Secrets: []config.Secret{secret(fmt.Sprintf("prometheus.headers[%q].env", name), h.Env)}}
 			}
 		}
 		hc.HTTPHeaders = hs
 	}
-	if len(errs) > 0 {
-		return promapi.Config{}, &ConfigError{Errs: errs}
-	}
-	if err := hc.Validate(); err != nil {
-		return promapi.Config{}, &ConfigError{Errs: []error{fmt.Errorf("prometheus: %w", err)}}
-	}
-	return promapi.Config{URL: p.Address, HTTP: hc, Timeout: time.Duration(p.Timeout), Retries: p.Retries}, nil
+	return promapi.Config{URL: p.Address, HTTP: hc, Timeout: time.Duration(p.Timeout), Retries: p.Retries}
 }
 
-// cacheKey identifies the client a PrometheusConfig builds. It holds names
-// of files and environment variables, never their contents.
+// cacheKey identifies the client a PrometheusConfig builds: a SHA-256 of
+// its JSON, which holds credential values resolved from secret arguments,
+// so that the key itself holds none.
 func (p *PrometheusConfig) cacheKey() string {
 	b, _ := json.Marshal(p)
-	return string(b)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // unknownFields lists every key of v that the struct type t has no field

@@ -159,7 +159,8 @@ func TestContract(t *testing.T) {
 			{"unknown preset", strings.Replace(h.config(prom.URL(), ""), "phase-default", "phase-strict", 1), `policy "phase-strict": unknown preset`},
 			{"unknown field", h.config(prom.URL(), `, "treshold": 2`), "treshold: unknown field"},
 			{"hostile canary hash", strings.Replace(h.config(prom.URL(), ""), `"canaryHash": "`+h.CanaryHash+`"`, `"canaryHash": "x\"}) or vector(1) #"`, 1), "not a valid pod template hash"},
-			{"inline credentials", strings.Replace(h.config(prom.URL(), ""), "http://", "http://admin:hunter2@", 1), "must not hold credentials"},
+			{"inline credentials", strings.Replace(h.config(prom.URL(), ""), "http://", "http://admin:hunter2@", 1), "must not hold user-info"},
+			{"token in the query", strings.Replace(h.config(prom.URL(), ""), `"retries"`, `"proxyUrl": "http://127.0.0.1:1?access_token=hunter2", "retries"`, 1), "prometheus.proxyUrl: url \"http://127.0.0.1:1\": must not have a query"},
 		} {
 			p, m := argoProvider(t, tc.cfg)
 			got := p.Run(ar, m)

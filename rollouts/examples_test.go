@@ -1,21 +1,34 @@
 package rollouts_test
 
 import (
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
+	plugintypes "github.com/argoproj/argo-rollouts/utils/plugin/types"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/promapi/promapitest"
 	"github.com/phaseguard/phaseguard/rollouts"
 )
 
-// TestExamples decodes every example strictly into Argo's own types and
-// checks that each template's plugin config, with its arguments filled the
-// way the Rollout fills them, is a config the plugin accepts.
+// TestExamples decodes every example strictly into Argo's and
+// Kubernetes' own types and checks that each piece is one the plugin
+// accepts: the ConfigMap's args, the connections file (with its files
+// where the Secret's mount puts them), the patch mounting it where the
+// args point, and each template's plugin config with its arguments filled
+// the way the Rollout fills them. The template taking its own credential
+// from a Secret is run against a recording server, which must receive
+// exactly that credential.
 func TestExamples(t *testing.T) {
 	t.Parallel()
 	read := func(name string, into any) {
@@ -30,8 +43,54 @@ func TestExamples(t *testing.T) {
 	}
 	var cm corev1.ConfigMap
 	read("argo-rollouts-config.yaml", &cm)
-	if !strings.Contains(cm.Data["metricProviderPlugins"], "name: "+rollouts.Name) {
-		t.Errorf("argo-rollouts-config does not name %s", rollouts.Name)
+	var items []plugintypes.PluginItem
+	if err := yaml.UnmarshalStrict([]byte(cm.Data["metricProviderPlugins"]), &items); err != nil {
+		t.Fatalf("argo-rollouts-config metricProviderPlugins: %v", err)
+	}
+	if len(items) != 1 || items[0].Name != rollouts.Name {
+		t.Fatalf("argo-rollouts-config names %+v, want %s", items, rollouts.Name)
+	}
+	if _, err := rollouts.ParseArgs(items[0].Args, func(string) string { return "" }); err != nil {
+		t.Errorf("argo-rollouts-config args %q: %v", items[0].Args, err)
+	}
+	connsPath, ok := strings.CutPrefix(strings.Join(items[0].Args, " "), "--connections=")
+	if !ok {
+		t.Fatalf("argo-rollouts-config args %q: no --connections", items[0].Args)
+	}
+
+	// The connections Secret, its keys written as its volume would.
+	var sec corev1.Secret
+	read("connections.yaml", &sec)
+	dir := t.TempDir()
+	for name, v := range sec.StringData {
+		if name == "mimir-ca.crt" {
+			v = testCA(t) // the example's is a placeholder
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := redact.New()
+	conns, err := rollouts.ParseConnections([]byte(sec.StringData[filepath.Base(connsPath)]), dir, set)
+	if err != nil {
+		t.Fatalf("connections.yaml: %v", err)
+	}
+	if conns["mimir"] == nil || conns["thanos-payments"] == nil {
+		t.Errorf("connections %v, want mimir and thanos-payments", conns)
+	}
+	// What the files hold is redacted from then on.
+	for _, v := range []string{sec.StringData["mimir-token"], sec.StringData["thanos-password"]} {
+		if !set.Has("x " + v + " x") {
+			t.Errorf("the connections' credential %q is not in the redaction set", v)
+		}
+	}
+
+	var patch appsv1.Deployment
+	read("controller-patch.yaml", &patch)
+	pod := patch.Spec.Template.Spec
+	if len(pod.Volumes) != 1 || pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != sec.Name ||
+		len(pod.Containers) != 1 || len(pod.Containers[0].VolumeMounts) != 1 || pod.Containers[0].VolumeMounts[0].MountPath != filepath.Dir(connsPath) {
+		t.Errorf("controller-patch does not mount Secret %s at %s: %+v", sec.Name, filepath.Dir(connsPath), pod)
 	}
 
 	var ro v1alpha1.Rollout
@@ -51,17 +110,72 @@ func TestExamples(t *testing.T) {
 		t.Errorf("rollout stages %v, want the phase-default stages", stages)
 	}
 
+	v := func(s string) *string { return &s }
+	args := []v1alpha1.Argument{{Name: "service", Value: v("checkout")}, {Name: "namespace", Value: v("shop")},
+		{Name: "canary-hash", Value: v("7f8c9d6b4")}, {Name: "stable-hash", Value: v("6d4b9c7f5")}, {Name: "stage", Value: v("canary-50")}}
 	for _, name := range []string{"clusteranalysistemplate-look.yaml", "clusteranalysistemplate-stage.yaml"} {
 		var tpl v1alpha1.ClusterAnalysisTemplate
 		read(name, &tpl)
 		for _, m := range tpl.Spec.Metrics {
-			v := func(s string) *string { return &s }
-			args := []v1alpha1.Argument{{Name: "service", Value: v("checkout")}, {Name: "namespace", Value: v("shop")},
-				{Name: "canary-hash", Value: v("7f8c9d6b4")}, {Name: "stable-hash", Value: v("6d4b9c7f5")}, {Name: "stage", Value: v("canary-50")}}
 			resolved := resolveArgs(t, m, args)
-			if _, err := rollouts.DecodeConfig(resolved.Provider.Plugin[rollouts.Name]); err != nil {
+			cfg, err := rollouts.DecodeConfig(resolved.Provider.Plugin[rollouts.Name])
+			if err != nil {
 				t.Errorf("%s metric %s: %v", name, m.Name, err)
+				continue
+			}
+			if c := cfg.Prometheus.Connection; c != "" && conns[c] == nil {
+				t.Errorf("%s metric %s: connection %q is not in connections.yaml", name, m.Name, c)
 			}
 		}
 	}
+
+	// The template with its own credential, from a Secret: the controller
+	// resolves the argument into the metric and passes the run with the
+	// argument's value filled in.
+	var own v1alpha1.AnalysisTemplate
+	read("analysistemplate-secret-arg.yaml", &own)
+	const token = "example-token-5f3a9c"
+	server := promapitest.ServeEcho(t, promapitest.EchoWarning)
+	runArgs := append([]v1alpha1.Argument(nil), args...)
+	for _, a := range own.Spec.Args {
+		if a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil {
+			a.Value = v(token)
+			runArgs = append(runArgs, a)
+		}
+	}
+	stored := own.Spec.Metrics[0]
+	var pc map[string]any
+	if err := json.Unmarshal(stored.Provider.Plugin[rollouts.Name], &pc); err != nil {
+		t.Fatal(err)
+	}
+	pc["prometheus"].(map[string]any)["address"] = server.URL
+	pc["stageOrdering"] = false
+	raw, _ := json.Marshal(pc)
+	stored.Provider.Plugin[rollouts.Name] = raw
+	ar := &v1alpha1.AnalysisRun{Spec: v1alpha1.AnalysisRunSpec{Args: runArgs, Metrics: []v1alpha1.Metric{stored}}}
+	ar.Namespace, ar.Name = own.Namespace, "checkout-own"
+	m := rollouts.New().Run(ar, resolveArgs(t, stored, runArgs))
+	if m.Phase == v1alpha1.AnalysisPhaseError {
+		t.Errorf("analysistemplate-secret-arg: %s %q", m.Phase, m.Message)
+	}
+	headers := server.Headers()
+	if len(headers) == 0 {
+		t.Fatal("analysistemplate-secret-arg: no query reached the server")
+	}
+	for _, h := range headers {
+		if got := h.Get("Authorization"); got != "Bearer "+token {
+			t.Errorf("analysistemplate-secret-arg: the server got Authorization %q, want the Secret's token", got)
+		}
+	}
+	if strings.Contains(m.Message, token) {
+		t.Errorf("message %q shows the token", m.Message)
+	}
+}
+
+// testCA returns a PEM CA certificate (httptest's).
+func testCA(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
 }

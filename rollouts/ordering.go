@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
@@ -17,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/policies"
 )
 
@@ -65,7 +69,8 @@ func (k *KubernetesAnalysisRuns) ListAnalysisRuns(ctx context.Context, namespace
 
 // defaultAnalysisRuns connects with KUBECONFIG when it is set (tests, a
 // plugin run outside the cluster), else with the pod's service account.
-func defaultAnalysisRuns() (AnalysisRunLister, error) {
+// Its credentials are added to secrets.
+func defaultAnalysisRuns(secrets *redact.Set) (AnalysisRunLister, error) {
 	var cfg *rest.Config
 	var err error
 	if os.Getenv("KUBECONFIG") == "" {
@@ -78,14 +83,73 @@ func defaultAnalysisRuns() (AnalysisRunLister, error) {
 		return nil, fmt.Errorf("stage ordering: no Kubernetes credentials (not in a cluster and no usable KUBECONFIG): %w; set stageOrdering: false to turn the check off", err)
 	}
 	cfg.UserAgent = "phaseguard-rollouts-plugin"
+	learnRESTConfig(secrets, cfg)
 	return NewKubernetesAnalysisRuns(cfg)
+}
+
+// maxCredentialFile bounds how much of a credential file is read to learn
+// the secret in it.
+const maxCredentialFile = 64 << 10
+
+// learnRESTConfig adds the Kubernetes client's credentials to secrets:
+// the bearer token (and the token file's contents: the service account
+// token), the basic-auth password, the client key, and, through a
+// transport wrapper below client-go's authentication, every Authorization
+// header it sends (a rotated token, one from an exec plugin).
+func learnRESTConfig(secrets *redact.Set, cfg *rest.Config) {
+	file := func(name string) string {
+		if name == "" {
+			return ""
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(io.LimitReader(f, maxCredentialFile))
+		return string(b)
+	}
+	secrets.Add(cfg.BearerToken, file(cfg.BearerTokenFile), string(cfg.KeyData), file(cfg.KeyFile))
+	secrets.AddBasicAuth(cfg.Username, cfg.Password)
+	if ap := cfg.AuthProvider; ap != nil {
+		for _, v := range ap.Config {
+			secrets.Add(v)
+		}
+	}
+	wrap := cfg.WrapTransport
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if wrap != nil {
+			rt = wrap(rt)
+		}
+		return &learningTransport{rt: rt, secrets: secrets}
+	}
+}
+
+// learningTransport adds the credential of every Authorization header a
+// request carries to secrets. client-go applies WrapTransport below its
+// authentication round trippers, so it sees the header as sent.
+type learningTransport struct {
+	rt      http.RoundTripper
+	secrets *redact.Set
+	last    atomic.Value // string: the last header learned, not learned again
+}
+
+func (t *learningTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if h := req.Header.Get("Authorization"); h != "" && t.last.Load() != h {
+		t.secrets.Add(h)
+		if _, cred, ok := strings.Cut(h, " "); ok {
+			t.secrets.Add(cred)
+		}
+		t.last.Store(h)
+	}
+	return t.rt.RoundTrip(req)
 }
 
 func (p *Plugin) analysisRuns() (AnalysisRunLister, error) {
 	p.runsMu.Lock()
 	defer p.runsMu.Unlock()
 	if p.runs == nil {
-		l, err := p.newRuns()
+		l, err := p.newRuns(p.secrets)
 		if err != nil {
 			return nil, err // not cached: credentials may appear
 		}
@@ -182,11 +246,17 @@ func runStart(r *v1alpha1.AnalysisRun, def time.Time) time.Time {
 
 // usesStage reports whether a metric of r uses this plugin for stage. The
 // stored spec still holds {{args.*}}: they are resolved from the run's
-// arguments as the controller resolves them, quoted for JSON (arguments
-// from secrets are left out: a stage name is never a secret).
+// arguments as the controller resolves them, quoted for JSON. Arguments
+// from secrets (a credential, never a stage name) resolve to a
+// placeholder, as the controller's own getResolvedMetricsWithoutSecrets
+// does.
 func usesStage(r *v1alpha1.AnalysisRun, stage string) bool {
 	args := map[string]string{}
 	for _, a := range r.Spec.Args {
+		if a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil {
+			args[a.Name] = "secret"
+			continue
+		}
 		if a.Value != nil {
 			q := strconv.Quote(*a.Value)
 			args[a.Name] = q[1 : len(q)-1]

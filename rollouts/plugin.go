@@ -27,7 +27,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +38,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/policies"
+	"github.com/phaseguard/phaseguard/promapi"
 )
 
 // Name is the plugin's name: the key of its configuration under
@@ -50,13 +51,22 @@ const Name = "phaseguard/phaseguard"
 // Plugin implements Argo Rollouts' rpc.MetricProviderPlugin. It is safe for
 // concurrent use; create it with [New].
 type Plugin struct {
-	log    hclog.Logger
-	now    func() time.Time
-	getenv func(string) string
+	log hclog.Logger
+	now func() time.Time
+	// secrets are every credential the process knows: from the
+	// connections file, the AnalysisRuns' secret arguments, the clients'
+	// requests and the Kubernetes client. Every text the plugin returns or
+	// logs is redacted with it.
+	secrets   *redact.Set
+	connsPath string
+	conns     *connections
+	// setupErr is a problem with the plugin's own args: every call is an
+	// Error naming it.
+	setupErr error
 
 	runsMu  sync.Mutex
 	runs    AnalysisRunLister
-	newRuns func() (AnalysisRunLister, error)
+	newRuns func(*redact.Set) (AnalysisRunLister, error)
 
 	cache *cache
 	// evals bounds the evaluations running at once in the process; calls
@@ -81,9 +91,20 @@ func WithLogger(l hclog.Logger) Option { return func(p *Plugin) { p.log = l } }
 // WithClock sets the clock: evaluation times, stage soak, ResumeAt.
 func WithClock(now func() time.Time) Option { return func(p *Plugin) { p.now = now } }
 
-// WithGetenv sets how environment variables named by a config (secrets)
-// are read (default os.Getenv).
-func WithGetenv(getenv func(string) string) Option { return func(p *Plugin) { p.getenv = getenv } }
+// WithRedact sets the set of secrets the plugin adds every credential it
+// learns to and redacts its measurements, metadata and log fields with
+// (default: a set of its own). Give the set the logger's output is
+// redacted with, as [Main] does.
+func WithRedact(s *redact.Set) Option { return func(p *Plugin) { p.secrets = s } }
+
+// WithConnectionsFile sets the operator's connections file (see
+// [Connection]), read at InitPlugin and again whenever it changes.
+func WithConnectionsFile(path string) Option { return func(p *Plugin) { p.connsPath = path } }
+
+// withSetupError makes every call an Error naming err: the plugin's args
+// were wrong, and the controller should show it rather than lose the
+// plugin.
+func withSetupError(err error) Option { return func(p *Plugin) { p.setupErr = err } }
 
 // WithAnalysisRuns sets where stage ordering reads AnalysisRuns from.
 // Without it the plugin connects to Kubernetes at the first stage ordering
@@ -99,22 +120,33 @@ func WithMaxEvaluations(n int) Option {
 
 // New returns a plugin.
 func New(opts ...Option) *Plugin {
-	p := &Plugin{log: hclog.NewNullLogger(), now: time.Now, getenv: os.Getenv, newRuns: defaultAnalysisRuns}
+	p := &Plugin{log: hclog.NewNullLogger(), now: time.Now, newRuns: defaultAnalysisRuns}
 	for _, o := range opts {
 		o(p)
 	}
 	if p.evals == nil {
 		p.evals = make(chan struct{}, DefaultMaxEvaluations)
 	}
-	p.cache = newCache(p.getenv)
+	if p.secrets == nil {
+		p.secrets = redact.New()
+	}
+	if p.connsPath != "" {
+		p.conns = newConnections(p.connsPath, p.secrets, p.log)
+	}
+	p.cache = newCache()
 	return p
 }
 
-// InitPlugin is called once when the controller starts the plugin. There
-// is nothing to set up before the first AnalysisRun: clients are created
-// per configuration, on first use.
+// InitPlugin is called once when the controller starts the plugin. It
+// reads the connections file, if any, and logs what it found; clients are
+// created per configuration, on first use. It never fails: a problem is
+// logged, and is an Error measurement of every metric it concerns.
 func (p *Plugin) InitPlugin() types.RpcError {
-	p.log.Info("phaseguard metric provider plugin ready", "plugin", Name)
+	if p.setupErr != nil {
+		p.log.Error("plugin args refused: every measurement is an Error until they are fixed", "error", p.secrets.String(p.setupErr.Error()))
+	}
+	p.conns.load()
+	p.log.Info("phaseguard metric provider plugin ready", "plugin", Name, "connectionsFile", p.connsPath)
 	return types.RpcError{}
 }
 
@@ -130,16 +162,30 @@ func (p *Plugin) GarbageCollect(*v1alpha1.AnalysisRun, v1alpha1.Metric, int) typ
 
 // GetMetadata describes the metric's configuration once per AnalysisRun
 // metric: policy, stage, mode and Prometheus address. It holds no secret.
+// It is redacted and bounded like a measurement's.
 func (p *Plugin) GetMetadata(metric v1alpha1.Metric) map[string]string {
+	md := p.metadataOf(metric)
+	for k, v := range md {
+		md[k] = p.secrets.String(v)
+	}
+	_, md, _ = fitMeasurement("", md)
+	return md
+}
+
+func (p *Plugin) metadataOf(metric v1alpha1.Metric) map[string]string {
 	cfg, err := configOf(metric)
 	if err != nil {
-		return map[string]string{"error": err.Error()}
+		return map[string]string{"error": oneLine(err)}
 	}
 	md := map[string]string{
-		"plugin":     Name,
-		"policy":     policyLabel(cfg.Policy),
-		"mode":       cfg.Mode,
-		"prometheus": cfg.Prometheus.Address,
+		"plugin": Name,
+		"policy": policyLabel(cfg.Policy),
+		"mode":   cfg.Mode,
+	}
+	if cfg.Prometheus.Connection != "" {
+		md["connection"] = cfg.Prometheus.Connection
+	} else {
+		md["prometheus"] = cfg.Prometheus.Address
 	}
 	if cfg.Stage != "" {
 		md["stage"] = cfg.Stage
@@ -154,9 +200,13 @@ func (p *Plugin) GetMetadata(metric v1alpha1.Metric) map[string]string {
 // and finishes; in stage mode it starts the stage: Running with ResumeAt
 // at the next look, unless the first look already fails.
 func (p *Plugin) Run(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) v1alpha1.Measurement {
+	return p.finish(ar, metric, p.run(ar, metric))
+}
+
+func (p *Plugin) run(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) v1alpha1.Measurement {
 	now := p.now()
 	m := v1alpha1.Measurement{StartedAt: metaTime(now)}
-	c, err := p.prepare(metric)
+	c, err := p.prepare(ar, metric)
 	if err != nil {
 		return p.errorMeasurement(ar, metric, m, err)
 	}
@@ -184,7 +234,11 @@ func (p *Plugin) Resume(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1al
 	if m.Phase.Completed() {
 		return m
 	}
-	c, err := p.prepare(metric)
+	return p.finish(ar, metric, p.resume(ar, metric, m))
+}
+
+func (p *Plugin) resume(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement) v1alpha1.Measurement {
+	c, err := p.prepare(ar, metric)
 	if err != nil {
 		return p.errorMeasurement(ar, metric, m, err)
 	}
@@ -223,7 +277,7 @@ func (p *Plugin) Terminate(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v
 	}
 	m.Message = fmt.Sprintf("terminated by the controller after %s look(s) of stage %s, before its soak ended", orDefault(md[keyLooks], "0"), orDefault(md["stage"], "?"))
 	p.log.Info("measurement terminated", logFields(ar, metric, "looks", md[keyLooks])...)
-	return m
+	return p.finish(ar, metric, m)
 }
 
 // prepared is what a call needs: the decoded config, the policy and the
@@ -236,10 +290,21 @@ type prepared struct {
 	timeout time.Duration
 }
 
-// prepare decodes the config, loads the policy and builds the request,
-// checking every input that reaches PromQL.
-func (p *Plugin) prepare(metric v1alpha1.Metric) (*prepared, error) {
+// prepare decodes the config, checks where its credentials come from,
+// loads the policy and builds the request, checking every input that
+// reaches PromQL.
+func (p *Plugin) prepare(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) (*prepared, error) {
+	// Before anything can fail: an error may quote what the controller
+	// resolved from these.
+	learnSecretArgs(p.secrets, ar)
+	if p.setupErr != nil {
+		return nil, p.setupErr
+	}
 	cfg, err := configOf(metric)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := p.engine(ar, metric, &cfg.Prometheus)
 	if err != nil {
 		return nil, err
 	}
@@ -263,11 +328,42 @@ func (p *Plugin) prepare(metric v1alpha1.Metric) (*prepared, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	eng, err := p.cache.engine(&cfg.Prometheus, p.now)
-	if err != nil {
-		return nil, err
-	}
 	return &prepared{cfg: cfg, policy: pol, engine: eng, req: req, timeout: time.Duration(cfg.Timeout)}, nil
+}
+
+// engine returns the engine for a metric's Prometheus settings: the
+// operator's connection it names, or its own address with credentials
+// from the AnalysisRun's secret arguments only.
+func (p *Plugin) engine(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, pc *PrometheusConfig) (*analysis.Engine, error) {
+	if pc.Connection != "" {
+		conn, version, err := p.conns.get(pc.Connection, namespaceOf(ar))
+		if err != nil {
+			return nil, &ConfigError{Errs: []error{fmt.Errorf("prometheus.connection %q: %w", pc.Connection, err)}}
+		}
+		key := fmt.Sprintf("connection\x00%s\x00%s\x00%d\x00%d\x00%d", conn.Name, version, pc.Timeout, pc.Retries, pc.MaxInFlight)
+		cfg := promapi.Config{URL: conn.URL, HTTP: conn.HTTP, Timeout: time.Duration(pc.Timeout), Retries: pc.Retries, Redact: p.secrets}
+		return p.cache.engine(key, cfg, pc.MaxInFlight, p.now)
+	}
+	fields := pc.credentialFields()
+	if errs := checkSecretArgs(ar, metric.Name, fields); len(errs) > 0 {
+		return nil, &ConfigError{Errs: errs}
+	}
+	for _, f := range fields {
+		p.secrets.Add(f.value)
+	}
+	if b := pc.BasicAuth; b != nil {
+		p.secrets.AddBasicAuth(b.Username, b.Password)
+	}
+	cfg := pc.client()
+	cfg.Redact = p.secrets
+	return p.cache.engine(pc.cacheKey(), cfg, pc.MaxInFlight, p.now)
+}
+
+func namespaceOf(ar *v1alpha1.AnalysisRun) string {
+	if ar == nil {
+		return ""
+	}
+	return ar.Namespace
 }
 
 // configOf decodes the metric's plugin configuration.

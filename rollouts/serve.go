@@ -1,14 +1,19 @@
 package rollouts
 
 import (
+	"flag"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 
 	"github.com/argoproj/argo-rollouts/metricproviders/plugin/rpc"
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/phaseguard/phaseguard/internal/redact"
 )
 
 // Handshake is Argo Rollouts' handshake for metric provider plugins: the
@@ -23,7 +28,7 @@ var Handshake = goplugin.HandshakeConfig{
 // PluginKey is the name the controller dispenses the plugin by.
 const PluginKey = "RpcMetricProviderPlugin"
 
-// Environment variables read by [Main].
+// Environment variables read by [Main] (and EnvConnectionsFile).
 const (
 	// EnvLogFormat set to "json" makes the plugin log JSON lines (the
 	// controller's go-plugin client then re-logs them with their level).
@@ -51,10 +56,12 @@ const DefaultMemoryLimit = 32 << 20
 
 // Main serves the plugin with a logger configured from the environment
 // (PHASEGUARD_LOG_FORMAT, PHASEGUARD_LOG_LEVEL) writing to stderr, which
-// go-plugin forwards to the controller's log, and the soft memory limit
-// DefaultMemoryLimit unless GOMEMLIMIT is set. It returns when the
-// controller closes the plugin. phaseguard's main calls it first thing,
-// before parsing flags (the controller passes none):
+// go-plugin forwards to the controller's log, redacted with the one set
+// of secrets the plugin learns every credential into, and the soft memory
+// limit DefaultMemoryLimit unless GOMEMLIMIT is set. The process's
+// arguments are the args of the plugin's entry in the argo-rollouts-config
+// ConfigMap (see [ParseArgs]). It returns when the controller closes the
+// plugin. phaseguard's main calls it first thing, before parsing flags:
 //
 //	if rollouts.IsPluginProcess() {
 //		rollouts.Main()
@@ -64,7 +71,43 @@ func Main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(DefaultMemoryLimit)
 	}
-	Serve(NewLogger(os.Stderr, os.Getenv))
+	secrets := redact.New()
+	out := secrets.Writer(os.Stderr)
+	defer out.Flush()
+	logger := NewLogger(out, os.Getenv)
+	opts, err := ParseArgs(os.Args[1:], os.Getenv)
+	if err != nil {
+		// Served anyway: every measurement is an Error saying why, where
+		// a plugin that exits shows only as "unable to start plugin".
+		opts = append(opts, withSetupError(err))
+	}
+	Serve(logger, append(opts, WithRedact(secrets))...)
+}
+
+// ParseArgs reads the plugin's command-line arguments, which the
+// controller takes from the args of the plugin's entry in the
+// argo-rollouts-config ConfigMap, and its environment:
+//
+//	--connections=FILE  the operator's connections file (see Connection),
+//	                    an absolute path; default $PHASEGUARD_CONNECTIONS_FILE
+func ParseArgs(args []string, getenv func(string) string) ([]Option, error) {
+	fs := flag.NewFlagSet("phaseguard plugin", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	conns := fs.String("connections", getenv(EnvConnectionsFile), "the operator's connections file")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("plugin args (argo-rollouts-config): %w", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("plugin args (argo-rollouts-config): unexpected argument %q (known: --connections=FILE)", fs.Arg(0))
+	}
+	var opts []Option
+	if *conns != "" {
+		if !filepath.IsAbs(*conns) {
+			return nil, fmt.Errorf("plugin args (argo-rollouts-config): --connections %q: want an absolute path", *conns)
+		}
+		opts = append(opts, WithConnectionsFile(*conns))
+	}
+	return opts, nil
 }
 
 // NewLogger returns the plugin's logger: hclog to w, JSON when
