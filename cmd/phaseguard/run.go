@@ -11,6 +11,7 @@ import (
 
 	"github.com/phaseguard/phaseguard/action"
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/internal/redact"
 )
 
 // Exit codes, so that a shell pipeline can gate on a verdict.
@@ -31,6 +32,9 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// secrets holds every credential the command is configured with or
+	// sends; stdout and stderr are redacted with it.
+	secrets *redact.Set
 }
 
 type command struct {
@@ -50,9 +54,15 @@ func commands() map[string]command {
 	}
 }
 
-// run is main without the process: it returns the exit code.
+// run is main without the process: it returns the exit code. Everything
+// it writes to stdout and stderr is redacted: a server may quote the
+// credentials it was sent in an error that reaches a reason.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	secrets := redact.New()
+	out, errOut := secrets.Writer(stdout), secrets.Writer(stderr)
+	defer errOut.Flush()
+	defer out.Flush()
+	e := env{stdin: stdin, stdout: out, stderr: errOut, getenv: getenv, secrets: secrets}
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout, cmds)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/common/config"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/policies"
 	"github.com/phaseguard/phaseguard/promapi"
 	"github.com/phaseguard/phaseguard/replay"
@@ -79,8 +81,9 @@ func (s *source) Close() {
 	}
 }
 
-// open validates the flags and opens the data source and the policy.
-func (t *targetFlags) open() (*source, *policies.Policy, error) {
+// open validates the flags and opens the data source and the policy. A
+// Prometheus client adds its credentials, and what it sends, to secrets.
+func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, error) {
 	if t.output != "text" && t.output != "json" {
 		return nil, nil, fmt.Errorf("--output %q: want text or json", t.output)
 	}
@@ -119,11 +122,17 @@ func (t *targetFlags) open() (*source, *policies.Policy, error) {
 		}
 		return s, p, nil
 	}
+	if err := promapi.CheckURL(t.prometheus); err != nil {
+		return nil, nil, fmt.Errorf("--prometheus: %w", err)
+	}
 	cfg := config.DefaultHTTPClientConfig
 	if t.httpConfig != "" {
 		c, _, err := config.LoadHTTPConfigFile(t.httpConfig)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--http-config %s: %w", t.httpConfig, err)
+			// YAML errors quote the value they could not use, which in
+			// this file may be a credential.
+			msg := yamlQuoted.ReplaceAllString(err.Error(), "`…`")
+			return nil, nil, fmt.Errorf("--http-config %s: %s", t.httpConfig, msg)
 		}
 		cfg = *c
 	}
@@ -145,12 +154,15 @@ func (t *targetFlags) open() (*source, *policies.Policy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("prometheus http settings: %w", err)
 	}
-	c, err := promapi.New(promapi.Config{URL: t.prometheus, HTTP: cfg, Timeout: t.timeout})
+	c, err := promapi.New(promapi.Config{URL: t.prometheus, HTTP: cfg, Timeout: t.timeout, Redact: secrets})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--prometheus: %w", err)
 	}
 	return &source{querier: c}, p, nil
 }
+
+// yamlQuoted is a value quoted in a YAML error.
+var yamlQuoted = regexp.MustCompile("`[^`]*`")
 
 // openReplay loads an OpenMetrics file, or a bundled scenario by name.
 func openReplay(ref string) (*source, error) {

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/promapi/promapitest"
+)
+
+// randomSecret returns a fresh credential-looking value.
+func randomSecret(t *testing.T, prefix string) string {
+	t.Helper()
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+// TestEvaluateNeverShowsCredentials: against a server that quotes every
+// request header back, wherever an answer has text, no credential given to
+// the CLI (a bearer token file, a basic-auth password file, a header from
+// a flag, a header secret in --http-config) appears in its output, text or
+// JSON, and the echo is marked where it was.
+func TestEvaluateNeverShowsCredentials(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	token, password := randomSecret(t, "tok-"), randomSecret(t, "pw-")
+	flagHeader, fileHeader := randomSecret(t, "hdr-"), randomSecret(t, "hsec-")
+	tokenFile := write("token", token+"\n")
+	basic := write("basic.yaml", "basic_auth:\n  username: alice\n  password_file: "+write("pw", password)+
+		"\nhttp_headers:\n  X-Api-Key:\n    secrets: ["+fileHeader+"]\n")
+	secrets := []string{token, password, flagHeader, fileHeader,
+		base64.StdEncoding.EncodeToString([]byte("alice:" + password))}
+	auths := map[string][]string{
+		"bearer file":  {"--bearer-token-file", tokenFile},
+		"basic config": {"--http-config", basic},
+	}
+	for _, how := range []string{promapitest.EchoError, promapitest.EchoWarning, promapitest.EchoLabel, promapitest.EchoBody} {
+		for name, auth := range auths {
+			for _, output := range []string{"text", "json"} {
+				t.Run(how+"/"+name+"/"+output, func(t *testing.T) {
+					t.Parallel()
+					echo := promapitest.ServeEcho(t, how)
+					args := append([]string{"evaluate", "--prometheus", echo.URL, "--service", "checkout",
+						"--canary-hash", "6f9c7d5b8", "--header", "X-Tenant-Key: " + flagHeader, "--output", output, "--timeout", "5s"}, auth...)
+					code, out, errOut := runCLI(t, args...)
+					if code != exitHold && code != exitError {
+						t.Errorf("exit %d, want hold or error (every query failed)", code)
+					}
+					all := out + errOut
+					for _, s := range secrets {
+						if i := strings.Index(all, s); i >= 0 {
+							t.Errorf("output shows credential %q: …%s…", s, all[max(i-200, 0):min(i+200, len(all))])
+						}
+					}
+					if how != promapitest.EchoBody && !strings.Contains(all, redact.Mark) {
+						t.Errorf("no %s where the echo was: %.2000s", redact.Mark, all)
+					}
+					if len(echo.Headers()) == 0 {
+						t.Error("the server got no request")
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestPrometheusURLRefused: an address holding credentials or parameters
+// is refused before anything is sent, naming the flag, without showing
+// them.
+func TestPrometheusURLRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ url, want string }{
+		{"https://prom.example/?access_token=hunter2-tok", "must not have a query"},
+		{"https://u:hunter2-pw@prom.example", "must not hold user-info"},
+		{"https://prom.example/p#hunter2-frag", "must not have a fragment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runCLI(t, "evaluate", "--prometheus", tt.url, "--canary-hash", "6f9c7d5b8")
+			if code != exitError {
+				t.Errorf("exit %d, want %d", code, exitError)
+			}
+			if !strings.Contains(errOut, "--prometheus: url") || !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr %q: want --prometheus and %q", errOut, tt.want)
+			}
+			if strings.Contains(out+errOut, "hunter2") {
+				t.Errorf("output shows the secret: %s%s", out, errOut)
+			}
+		})
+	}
+}
