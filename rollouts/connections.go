@@ -132,6 +132,7 @@ func ParseConnections(data []byte, dir string, secrets *redact.Set) (map[string]
 				errs = append(errs, fmt.Errorf("%s: %w", at, secrets.Error(err)))
 			}
 		}
+		learnOAuth2(secrets, c.HTTP.OAuth2)
 		if c.Name != "" && byName[c.Name] == nil {
 			byName[c.Name] = c
 		}
@@ -140,6 +141,40 @@ func ParseConnections(data []byte, dir string, secrets *redact.Set) (map[string]
 		return nil, errors.Join(errs...)
 	}
 	return byName, nil
+}
+
+// learnOAuth2 adds the forms an OAuth2 client secret takes in a token
+// request's Authorization header, which a token endpoint may quote back
+// in the error the client then returns: golang.org/x/oauth2 sends
+// Basic base64(QueryEscape(id):QueryEscape(secret)).
+func learnOAuth2(secrets *redact.Set, o *config.OAuth2) {
+	if o == nil {
+		return
+	}
+	for _, secret := range []string{string(o.ClientSecret), readSecretFile(o.ClientSecretFile)} {
+		secret = strings.TrimSpace(secret)
+		secrets.AddBasicAuth(o.ClientID, secret)
+		secrets.AddBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(secret))
+	}
+}
+
+// maxSecretFile bounds how much of a credential file is read to learn the
+// secret in it.
+const maxSecretFile = 64 << 10
+
+// readSecretFile returns the contents of a credential file, "" when there
+// is none or it cannot be read (the client that uses it says why).
+func readSecretFile(name string) string {
+	if name == "" {
+		return ""
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, maxSecretFile))
+	return string(b)
 }
 
 // checkProxyURL refuses a proxy URL with user-info, a query or a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -87,29 +86,13 @@ func defaultAnalysisRuns(secrets *redact.Set) (AnalysisRunLister, error) {
 	return NewKubernetesAnalysisRuns(cfg)
 }
 
-// maxCredentialFile bounds how much of a credential file is read to learn
-// the secret in it.
-const maxCredentialFile = 64 << 10
-
 // learnRESTConfig adds the Kubernetes client's credentials to secrets:
 // the bearer token (and the token file's contents: the service account
 // token), the basic-auth password, the client key, and, through a
 // transport wrapper below client-go's authentication, every Authorization
 // header it sends (a rotated token, one from an exec plugin).
 func learnRESTConfig(secrets *redact.Set, cfg *rest.Config) {
-	file := func(name string) string {
-		if name == "" {
-			return ""
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			return ""
-		}
-		defer f.Close()
-		b, _ := io.ReadAll(io.LimitReader(f, maxCredentialFile))
-		return string(b)
-	}
-	secrets.Add(cfg.BearerToken, file(cfg.BearerTokenFile), string(cfg.KeyData), file(cfg.KeyFile))
+	secrets.Add(cfg.BearerToken, readSecretFile(cfg.BearerTokenFile), string(cfg.KeyData), readSecretFile(cfg.KeyFile))
 	secrets.AddBasicAuth(cfg.Username, cfg.Password)
 	if ap := cfg.AuthProvider; ap != nil {
 		for _, v := range ap.Config {

@@ -1,0 +1,69 @@
+package rollouts
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/phaseguard/phaseguard/internal/redact"
+)
+
+// TestLearnRESTConfig: the Kubernetes client's credentials are redacted
+// whatever their form (inline token, token file, password, client key),
+// and so is a token the client sends that was not there when it was
+// configured (the service-account token rotated).
+func TestLearnRESTConfig(t *testing.T) {
+	t.Parallel()
+	set := redact.New()
+	learnRESTConfig(set, &rest.Config{BearerToken: "inline-token-3b1c", TLSClientConfig: rest.TLSClientConfig{KeyData: []byte("-----BEGIN EC PRIVATE KEY-----\nkey-line-9f8e7d6c5b4a\n-----END EC PRIVATE KEY-----\n")}})
+	learnRESTConfig(set, &rest.Config{Username: "admin", Password: "password-5e6f"})
+	for _, s := range []string{"inline-token-3b1c", "key-line-9f8e7d6c5b4a", "password-5e6f", base64.StdEncoding.EncodeToString([]byte("admin:password-5e6f"))} {
+		if !set.Has("[" + s + "]") {
+			t.Errorf("%s not learned", s)
+		}
+	}
+
+	var mu sync.Mutex
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent = append(sent, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"kind":"AnalysisRunList","apiVersion":"argoproj.io/v1alpha1","metadata":{},"items":[]}`))
+	}))
+	defer srv.Close()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("first-token-1a2b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &rest.Config{Host: srv.URL, BearerTokenFile: token}
+	learnRESTConfig(set, cfg)
+	if !set.Has("first-token-1a2b") {
+		t.Error("the token file's contents were not learned")
+	}
+	if err := os.WriteFile(token, []byte("rotated-token-3c4d\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewKubernetesAnalysisRuns(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ListAnalysisRuns(t.Context(), "shop", ""); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 1 || sent[0] != "Bearer rotated-token-3c4d" {
+		t.Fatalf("the server got Authorization %q, want the rotated token", sent)
+	}
+	if !set.Has("rotated-token-3c4d") {
+		t.Error("the rotated token the client sent was not learned")
+	}
+}
