@@ -27,8 +27,9 @@ import (
 // does at start-up: the argo-rollouts-config ConfigMap names it with a
 // file:// location and its sha256, utils/config reads the ConfigMap,
 // utils/plugin copies the binary into ./plugin-bin/phaseguard/phaseguard.
-// The working directory must be a temporary one (t.Chdir).
-func loadThroughArgo(t *testing.T, bin string) {
+// The entry's args are the plugin's command line. The working directory
+// must be a temporary one (t.Chdir).
+func loadThroughArgo(t *testing.T, bin string, args ...string) {
 	t.Helper()
 	data, err := os.ReadFile(bin)
 	if err != nil {
@@ -36,8 +37,8 @@ func loadThroughArgo(t *testing.T, bin string) {
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: defaults.DefaultRolloutsConfigMapName, Namespace: defaults.Namespace()},
-		Data: map[string]string{"metricProviderPlugins": fmt.Sprintf("- name: %s\n  location: file://%s\n  sha256: %x\n",
-			rollouts.Name, bin, sha256.Sum256(data))},
+		Data: map[string]string{"metricProviderPlugins": fmt.Sprintf("- name: %s\n  location: file://%s\n  sha256: %x\n  args: %q\n",
+			rollouts.Name, bin, sha256.Sum256(data), args)},
 	}
 	kube := k8sfake.NewClientset(cm)
 	if _, err := argoconfig.InitializeConfig(kube, defaults.DefaultRolloutsConfigMapName); err != nil {
@@ -78,8 +79,16 @@ func TestContract(t *testing.T) {
 	// service account is a kubeconfig here.
 	t.Setenv("KUBECONFIG", kubetest.WriteKubeconfig(t, kube))
 	t.Setenv(rollouts.EnvLogFormat, "json")
+	// The operator's connection "prom" reaches Prometheus through a gate
+	// that wants the connection's token; a template's own secret reaches
+	// it through another gate wanting that.
+	connToken, argToken := randomSecret(t, "connection"), randomSecret(t, "secret-arg")
+	connGate, argGate := newAuthGate(t, prom.URL(), "Bearer "+connToken), newAuthGate(t, prom.URL(), "Bearer "+argToken)
+	connDir := t.TempDir()
+	writeFile(t, connDir, "token", connToken)
+	conns := writeFile(t, connDir, "connections.yaml", "connections:\n  - {name: prom, url: "+connGate.URL+", authorization: {credentials_file: token}}\n")
 	t.Chdir(t.TempDir())
-	loadThroughArgo(t, bin)
+	loadThroughArgo(t, bin, "--connections="+conns)
 	ar := &v1alpha1.AnalysisRun{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-c1-3-canary"}}
 
 	t.Run("type and metadata", func(t *testing.T) {
@@ -170,6 +179,33 @@ func TestContract(t *testing.T) {
 			if strings.Contains(got.Message, "hunter2") {
 				t.Errorf("%s: message repeats a secret: %q", tc.name, got.Message)
 			}
+		}
+	})
+
+	// The connections file named by the ConfigMap entry's args, and a
+	// credential from the run's own Secret, each reach their gate.
+	t.Run("credentials", func(t *testing.T) {
+		h := sc["healthy"]
+		p, m := argoProvider(t, strings.Replace(h.config(prom.URL(), `, "stage": "canary-10"`), `"address": "`+prom.URL()+`"`, `"connection": "prom"`, 1))
+		if got := p.Run(ar, m); got.Phase != v1alpha1.AnalysisPhaseSuccessful {
+			t.Errorf("connection: %s %q", got.Phase, got.Message)
+		}
+		if md := p.GetMetadata(m); md["connection"] != "prom" {
+			t.Errorf("GetMetadata = %v", md)
+		}
+		cfg := strings.Replace(h.config(argGate.URL, `, "stage": "canary-10"`), `"retries": -1`, `"retries": -1, "authorization": {"credentials": "{{args.prometheus-token}}"}`, 1)
+		run, resolved := storedRun(t, "shop", cfg, secretArg("prometheus-token", argToken))
+		p, _ = argoProvider(t, cfg)
+		if got := p.Run(run, resolved); got.Phase != v1alpha1.AnalysisPhaseSuccessful {
+			t.Errorf("secret arg: %s %q", got.Phase, got.Message)
+		}
+		connGate.check(t, "connection gate")
+		argGate.check(t, "secret-arg gate")
+		// A literal credential never leaves the plugin.
+		literal := strings.Replace(cfg, "{{args.prometheus-token}}", argToken, 1)
+		run, resolved = storedRun(t, "shop", literal)
+		if got := p.Run(run, resolved); got.Phase != v1alpha1.AnalysisPhaseError || !strings.Contains(got.Message, "prometheus.authorization.credentials: not exactly {{args.NAME}}") {
+			t.Errorf("literal credential: %s %q", got.Phase, got.Message)
 		}
 	})
 

@@ -93,10 +93,24 @@ func TestController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The stage template's connection "mimir" is the operator's: defined
+	// in the connections file the ConfigMap entry's args name, reaching
+	// Prometheus through a gate that wants its token. The secret-arg
+	// template's credential comes from a Secret of the run's namespace,
+	// which the controller resolves; another gate wants that one.
+	connToken, argToken := randomSecret(t, "connection"), randomSecret(t, "secret-arg")
+	connGate, argGate := newAuthGate(t, prom.URL(), "Bearer "+connToken), newAuthGate(t, prom.URL(), "Bearer "+argToken)
+	connDir := t.TempDir()
+	writeFile(t, connDir, "mimir-token", connToken)
+	conns := writeFile(t, connDir, "connections.yaml", "connections:\n  - {name: mimir, url: "+connGate.URL+", authorization: {credentials_file: mimir-token}}\n")
+	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "prometheus-reader", Namespace: ns},
+		Data: map[string][]byte{"token": []byte(argToken)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "argo-rollouts-config", Namespace: controllerNS},
-		Data: map[string]string{"metricProviderPlugins": fmt.Sprintf("- name: %s\n  location: file://%s\n  sha256: %x\n",
-			rollouts.Name, bin, sha256.Sum256(data))},
+		Data: map[string]string{"metricProviderPlugins": fmt.Sprintf("- name: %s\n  location: file://%s\n  sha256: %x\n  args: [%q]\n",
+			rollouts.Name, bin, sha256.Sum256(data), "--connections="+conns)},
 	}
 	if _, err := cs.CoreV1().ConfigMaps(controllerNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -146,6 +160,7 @@ spec:
 		{"look-drain", "look", "drain-misrouting", prom.URL(), "", v1alpha1.AnalysisPhaseFailed, "drain-failure: burning", nil},
 		{"look-thin", "look", "thin-traffic", prom.URL(), "", v1alpha1.AnalysisPhaseInconclusive, "thin evidence", nil},
 		{"look-no-prometheus", "look", "healthy", closed, "", v1alpha1.AnalysisPhaseInconclusive, "connection refused", nil},
+		{"look-secret-arg", "secret-arg", "healthy", argGate.URL, "", v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
 		{"stage-healthy", "stage", "healthy", prom.URL(), policy, v1alpha1.AnalysisPhaseSuccessful, "stage canary-10 soaked 40s over", nil},
 		{"stage-drain", "stage", "drain-misrouting", prom.URL(), policy, v1alpha1.AnalysisPhaseFailed, "stage canary-10 failed at look 1", nil},
 		{"stage-thin", "stage", "thin-traffic", prom.URL(), policy, v1alpha1.AnalysisPhaseInconclusive, "thin evidence", nil},
@@ -223,19 +238,29 @@ spec:
 	if _, err := os.Stat(filepath.Join(workdir, "plugin-bin", "phaseguard", "phaseguard")); err != nil {
 		t.Errorf("the controller did not install the plugin where it runs it: %v", err)
 	}
+	connGate.check(t, "connection mimir")
+	argGate.check(t, "secret argument")
 }
 
-// analysisRun returns an AnalysisRun whose metric is the one of
-// examples/clusteranalysistemplate-<template>.yaml, pointed at prometheus
-// (and, if policy is set, judged by that inline policy), with the args a
-// Rollout's canary step passes for the scenario. The controller resolves
-// the args, as it does for a run a Rollout created. With an owner, the run
+// templateFiles maps a template's short name to its file in examples/.
+var templateFiles = map[string]string{
+	"look":       "clusteranalysistemplate-look.yaml",
+	"stage":      "clusteranalysistemplate-stage.yaml",
+	"secret-arg": "analysistemplate-secret-arg.yaml",
+}
+
+// analysisRun returns an AnalysisRun whose metric is the one of the
+// example template (templateFiles), pointed at prometheus unless it
+// names a connection (and, if policy is set, judged by that inline
+// policy), with the args a Rollout's canary step passes for the scenario
+// and the template's own args from Secrets. The controller resolves the
+// args, as it does for a run a Rollout created. With an owner, the run
 // is one that Rollout's canary-50 step made for its revision, judged with
 // the template's stage ordering; without, a run of stage canary-10 with
 // stage ordering off (there is no revision to order by).
 func analysisRun(t *testing.T, name, ns, template string, s scenario, prometheus, policy string, owner *unstructured.Unstructured) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("examples", "clusteranalysistemplate-"+template+".yaml"))
+	raw, err := os.ReadFile(filepath.Join("examples", templateFiles[template]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +276,14 @@ func analysisRun(t *testing.T, name, ns, template string, s scenario, prometheus
 	if err := json.Unmarshal(metrics[0].Provider.Plugin[rollouts.Name], &cfg); err != nil {
 		t.Fatalf("%s: plugin config: %v", template, err)
 	}
-	cfg["prometheus"] = map[string]any{"address": prometheus, "retries": -1}
+	prom, _ := cfg["prometheus"].(map[string]any)
+	if prom == nil {
+		t.Fatalf("%s: no prometheus in the plugin config", template)
+	}
+	if prom["connection"] == nil {
+		prom["address"] = prometheus
+	}
+	prom["retries"] = -1
 	stage := "canary-50"
 	if owner == nil {
 		stage = "canary-10"
@@ -263,7 +295,7 @@ func analysisRun(t *testing.T, name, ns, template string, s scenario, prometheus
 	if metrics[0].Provider.Plugin[rollouts.Name], err = json.Marshal(cfg); err != nil {
 		t.Fatal(err)
 	}
-	if template == "look" {
+	if template != "stage" {
 		// The look template looks 20 times, 30s apart (the 10m soak): two
 		// looks 5s apart keep a passing run short; a failing or held run
 		// ends at its first look either way.
@@ -273,6 +305,10 @@ func analysisRun(t *testing.T, name, ns, template string, s scenario, prometheus
 	values := map[string]string{"service": s.Service, "namespace": s.Namespace, "canary-hash": s.CanaryHash, "stable-hash": s.StableHash, "stage": stage}
 	var args []v1alpha1.Argument
 	for _, a := range tmpl.Spec.Args {
+		if a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil {
+			args = append(args, a)
+			continue
+		}
 		v, ok := values[a.Name]
 		if !ok {
 			t.Fatalf("%s: arg %q: no value for it", template, a.Name)

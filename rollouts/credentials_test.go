@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -391,6 +392,56 @@ func TestSecretsNeverShown(t *testing.T) {
 				t.Errorf("the log shows no %s: was anything echoed?", redact.Mark)
 			}
 		})
+	}
+}
+
+// authGate is a reverse proxy in front of a real Prometheus that lets
+// through only requests carrying exactly one Authorization value, and
+// answers 401 to the others, which it records.
+type authGate struct {
+	*httptest.Server
+	want string
+	mu   sync.Mutex
+	ok   int
+	bad  []string
+}
+
+func newAuthGate(t *testing.T, upstream, want string) *authGate {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	g := &authGate{want: want}
+	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Authorization")
+		g.mu.Lock()
+		if got != want {
+			g.bad = append(g.bad, got)
+			g.mu.Unlock()
+			http.Error(w, `{"status":"error","errorType":"unauthorized","error":"wrong credential"}`, http.StatusUnauthorized)
+			return
+		}
+		g.ok++
+		g.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.Close)
+	return g
+}
+
+// check fails the test if a request came without the credential, or
+// none came with it.
+func (g *authGate) check(t *testing.T, name string) {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.bad) > 0 {
+		t.Errorf("%s: %d request(s) without the credential (Authorization %q)", name, len(g.bad), g.bad)
+	}
+	if g.ok == 0 {
+		t.Errorf("%s: no request with the credential", name)
 	}
 }
 
