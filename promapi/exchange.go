@@ -89,6 +89,7 @@ func (e *exchanger) Do(ctx context.Context, req *http.Request) (*http.Response, 
 	}
 	if ok {
 		if err := flagged(body); err != nil {
+			err.secrets = e.secrets
 			return resp, nil, err
 		}
 	}
@@ -173,6 +174,9 @@ func readAtMost(r io.Reader, size, limit int64) ([]byte, error) {
 type flagError struct {
 	partial  string   // the isPartial value sent, if not false or null
 	warnings []string // the warnings sent
+	// secrets redacts each quoted text before it is cut, which could
+	// leave a secret's head.
+	secrets *redact.Set
 }
 
 // maxQuotedWarnings and maxQuotedLen bound what an error quotes of the
@@ -187,7 +191,7 @@ func (e *flagError) Error() string {
 	b.WriteString(ErrIncomplete.Error())
 	b.WriteString(": ")
 	if e.partial != "" {
-		fmt.Fprintf(&b, `partial response, the server marked it "isPartial": %s`, cut(e.partial))
+		fmt.Fprintf(&b, `partial response, the server marked it "isPartial": %s`, cut(e.secrets.String(e.partial)))
 		if len(e.warnings) > 0 {
 			b.WriteString("; ")
 		}
@@ -198,7 +202,7 @@ func (e *flagError) Error() string {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "%q", cut(w))
+			fmt.Fprintf(&b, "%q", cut(e.secrets.String(w)))
 		}
 		if n := len(e.warnings) - maxQuotedWarnings; n > 0 {
 			fmt.Fprintf(&b, " and %d more", n)
@@ -224,7 +228,7 @@ func cut(s string) string {
 // flagged returns a *flagError when body is a successful answer marked
 // incomplete: "isPartial" other than false or null, or any warnings. A body
 // that is not such an answer is left to client_golang to report.
-func flagged(body []byte) error {
+func flagged(body []byte) *flagError {
 	var a struct {
 		Status    string          `json:"status"`
 		IsPartial json.RawMessage `json:"isPartial"`

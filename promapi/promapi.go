@@ -269,7 +269,7 @@ func (c *Client) query(ctx context.Context, query string, ts time.Time) (model.V
 	if err == nil && len(warnings) > 0 {
 		// exchanger already refuses a successful answer with warnings;
 		// this catches any other way client_golang comes to return them.
-		err = &flagError{warnings: warnings}
+		err = &flagError{warnings: warnings, secrets: c.secrets}
 	}
 	if err != nil {
 		err = &boundedError{c.secrets.Error(err)} // redacted before it is cut
