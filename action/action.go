@@ -69,7 +69,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-github/v60/github"
 	"github.com/prometheus/common/model"
 	"github.com/sethvargo/go-githubactions"
 	"k8s.io/client-go/dynamic"
@@ -165,7 +164,6 @@ func Run(ctx context.Context, env Env, opts ...Option) int {
 	// redacted mask would hide nothing.
 	masks := githubactions.New(githubactions.WithGetenv(env.Getenv), githubactions.WithWriter(env.Stdout))
 	gha := githubactions.New(githubactions.WithGetenv(env.Getenv), githubactions.WithWriter(log))
-	o.httpClient = redactingClient(o.httpClient, sec)
 	var missing []string
 	for _, v := range []string{"GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"} {
 		if env.Getenv(v) == "" {
@@ -282,11 +280,7 @@ func (r *run) main(ctx context.Context) {
 		}
 	}
 	if in.githubToken != "" {
-		gh := github.NewClient(r.o.httpClient).WithAuthToken(in.githubToken)
-		base := *renv.apiURL
-		gh.BaseURL = &base
-		gh.UserAgent = "phaseguard-action"
-		r.led = &ledger{gh: gh, owner: renv.owner, repo: renv.repo, sha: in.sha, now: clock.Now, sec: r.sec}
+		r.led = newLedger(r.o.httpClient, in.githubToken, renv.apiURL, r.sec, renv.owner, renv.repo, in.sha, clock.Now)
 		r.environment = in.environment(in.stage.Name)
 	}
 	r.logf("phaseguard: stage %s of policy %s (%s), canary %s, stable %s", in.stage.Name, in.policy.Metadata.Name, in.policy.Source(), in.canaryHash, orNone(in.stableHash))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"time"
 	"unicode/utf8"
@@ -69,6 +70,17 @@ type ledger struct {
 	sec *redact.Set
 	// calls counts API calls, for the log.
 	calls int
+}
+
+// newLedger returns the ledger of commit sha in owner/repo, kept through
+// the GitHub API at base with token. Every request body is redacted with
+// sec (redactingTransport, under the client that adds the token).
+func newLedger(hc *http.Client, token string, base *url.URL, sec *redact.Set, owner, repo, sha string, now func() time.Time) *ledger {
+	gh := github.NewClient(redactingClient(hc, sec)).WithAuthToken(token)
+	b := *base
+	gh.BaseURL = &b
+	gh.UserAgent = "phaseguard-action"
+	return &ledger{gh: gh, owner: owner, repo: repo, sha: sha, now: now, sec: sec}
 }
 
 // record is one deployment and its latest status (nil: none yet).

@@ -228,6 +228,9 @@ type apiCall struct {
 	Path   string // without baseURLPath
 	Query  string
 	Body   map[string]any
+	// Header and Raw are the request's headers and body as received.
+	Header http.Header
+	Raw    string
 }
 
 func (c apiCall) String() string {
@@ -259,10 +262,16 @@ type fakeGitHub struct {
 	// readOnly answers writes 403, as GitHub does for a token without
 	// deployments: write.
 	readOnly bool
+	// token is the token the API accepts (testToken unless set before
+	// the first request).
+	token string
+	// echo answers every request 403 with a message quoting its headers,
+	// as a proxy in front of the API might.
+	echo bool
 }
 
 func newFakeGitHub(t *testing.T, clock *fakeClock) *fakeGitHub {
-	f := &fakeGitHub{t: t, clock: clock, nextID: 1000, statuses: map[int64][]*github.DeploymentStatus{}, ready: make(chan struct{})}
+	f := &fakeGitHub{t: t, clock: clock, nextID: 1000, statuses: map[int64][]*github.DeploymentStatus{}, ready: make(chan struct{}), token: testToken}
 	mux := http.NewServeMux()
 	api := http.NewServeMux()
 	api.HandleFunc("POST /repos/{owner}/{repo}/deployments", f.createDeployment)
@@ -290,16 +299,20 @@ func (f *fakeGitHub) use(s *step) {
 
 func (f *fakeGitHub) record(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if got := r.Header.Get("Authorization"); got != "Bearer "+testToken {
+		f.mu.Lock()
+		token := f.token
+		f.mu.Unlock()
+		if got := r.Header.Get("Authorization"); got != "Bearer "+token {
 			http.Error(w, `{"message":"Bad credentials"}`, http.StatusUnauthorized)
 			return
 		}
 		if r.Header.Get("Accept") == "" {
 			f.t.Errorf("%s %s: no Accept header", r.Method, r.URL.Path)
 		}
-		c := apiCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
+		c := apiCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()}
 		if r.Body != nil {
 			data, _ := io.ReadAll(r.Body)
+			c.Raw = string(data)
 			if len(data) > 0 {
 				if err := json.Unmarshal(data, &c.Body); err != nil {
 					f.t.Errorf("%s %s: body is not JSON: %v", r.Method, r.URL.Path, err)
@@ -309,9 +322,17 @@ func (f *fakeGitHub) record(next http.Handler) http.Handler {
 		}
 		f.mu.Lock()
 		f.calls = append(f.calls, c)
-		readOnly := f.readOnly
+		readOnly, echo := f.readOnly, f.echo
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
+		if echo {
+			var hs strings.Builder
+			r.Header.Write(&hs)
+			msg, _ := json.Marshal("refused request with headers " + hs.String())
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprintf(w, `{"message":%s}`, msg)
+			return
+		}
 		if readOnly && r.Method != http.MethodGet {
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `{"message":"Resource not accessible by integration"}`)
@@ -475,6 +496,13 @@ func (f *fakeGitHub) recorded() []string {
 		out = append(out, c.String())
 	}
 	return out
+}
+
+// allCalls returns every call so far.
+func (f *fakeGitHub) allCalls() []apiCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.calls)
 }
 
 func (f *fakeGitHub) writes() []apiCall {
