@@ -33,9 +33,10 @@ const (
 )
 
 // verdictMetadata renders a verdict as measurement metadata: strings a
-// release manager reads with kubectl. It holds no secret: numbers,
-// decisions, reasons and query errors (which name the server, not its
-// credentials).
+// release manager reads with kubectl: numbers, decisions, reasons and
+// query errors. A server's error may quote a request's credentials: the
+// plugin redacts and bounds the whole measurement before returning it
+// (Plugin.finish).
 func verdictMetadata(v *analysis.Verdict) map[string]string {
 	md := map[string]string{
 		keyVerdict:     string(v.Decision),

@@ -9,8 +9,16 @@
 //	pass -> Successful
 //
 // A configuration the plugin cannot use (bad JSON, an unknown field, an
-// unknown preset, an argument that is not a valid hash) is an Error
-// measurement naming the problem, never a verdict. Query errors are part of
+// unknown preset, an argument that is not a valid hash, a credential
+// source that is not the operator's) is an Error measurement naming the
+// problem, never a verdict.
+//
+// Credentials come from the operator's connections file ([Connection],
+// named by the plugin's args) or from the AnalysisRun's own secret
+// arguments, never from a file or an environment variable a template
+// names (see [PrometheusConfig]). Every text the plugin returns or logs is
+// redacted with one process-wide set of every credential it knows, and a
+// measurement's message and metadata hold at most [MaxMeasurementBytes]. Query errors are part of
 // the verdict: the policy (or the config's onQueryError) holds them by
 // default, so an outage of Prometheus pauses a rollout and never passes it.
 //
@@ -296,7 +304,7 @@ type prepared struct {
 func (p *Plugin) prepare(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) (*prepared, error) {
 	// Before anything can fail: an error may quote what the controller
 	// resolved from these.
-	learnSecretArgs(p.secrets, ar)
+	learnSecretArgs(p.secrets, ar, metric.Name)
 	if p.setupErr != nil {
 		return nil, p.setupErr
 	}

@@ -110,13 +110,27 @@ func storedConfig(ar *v1alpha1.AnalysisRun, metric string) (map[string]any, erro
 }
 
 // learnSecretArgs adds the value of every argument of ar that the
-// controller resolved from a Secret.
-func learnSecretArgs(set *redact.Set, ar *v1alpha1.AnalysisRun) {
+// controller resolved from a Secret and that metric's plugin config
+// refers to: what the resolved config may hold, and so what an error may
+// quote. Arguments other metrics use are left out: the set is the whole
+// process's, and a short value of another provider's (a Secret holding
+// "1") would mark every such text in every later measurement.
+func learnSecretArgs(set *redact.Set, ar *v1alpha1.AnalysisRun, metric string) {
 	if ar == nil {
 		return
 	}
+	var raw string
+	for i := range ar.Spec.Metrics {
+		if m := &ar.Spec.Metrics[i]; m.Name == metric {
+			raw = string(m.Provider.Plugin[Name])
+		}
+	}
+	used := map[string]bool{}
+	for _, m := range argRE.FindAllStringSubmatch(raw, -1) {
+		used[m[1]] = true
+	}
 	for _, a := range ar.Spec.Args {
-		if a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil && a.Value != nil {
+		if a.ValueFrom != nil && a.ValueFrom.SecretKeyRef != nil && a.Value != nil && used[a.Name] {
 			set.Add(*a.Value)
 		}
 	}
