@@ -13,7 +13,7 @@
 // this package (see files.go for why not by the library). Every input is
 // validated before it reaches PromQL, the GitHub API or Kubernetes, and a
 // bad one fails the step with an error naming it. Credentials are masked
-// (::add-mask::) before anything is printed, and replaced by "<redacted>"
+// (::add-mask::) before anything is printed, and replaced by redact.Mark
 // in everything the step prints, writes or sends to the GitHub API, even
 // when a server quotes them back (see redact.go).
 //

@@ -438,3 +438,50 @@ func mustURL(t *testing.T, raw string) *url.URL {
 	}
 	return u
 }
+
+// TestPromURLCredentialsRefused: a prometheus-url with user-info, a query
+// or a fragment is refused with an error naming the input, Prometheus is
+// never asked, and the part that may hold a credential is shown nowhere.
+func TestPromURLCredentialsRefused(t *testing.T) {
+	t.Parallel()
+	const secret = "c0ffee15deadbeef42"
+	tests := []struct{ name, url, want string }{
+		{"user-info", "http://admin:" + secret + "@127.0.0.1:9090", "credentials in the URL"},
+		{"query", "http://127.0.0.1:9090/prom?access_token=" + secret, "query or fragment"},
+		{"fragment", "http://127.0.0.1:9090/prom#" + secret, "query or fragment"},
+		{"unparsable", "http://127.0.0.1:9090/%zz?access_token=" + secret, "not a URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := validInputs(noCalls(t, "Prometheus"))
+			in["prometheus-url"] = tt.url
+			in["github-token"], in["stage-ordering"] = "", "false"
+			s := newStep(t, in)
+			r := s.run(context.Background())
+			if r.code != ExitError {
+				t.Errorf("exit %d, want %d", r.code, ExitError)
+			}
+			if !r.annotated("error", "input prometheus-url") || !strings.Contains(r.outputs["reason"], tt.want) {
+				t.Errorf("reason %q: want an error naming prometheus-url (%s); annotations %+v", r.outputs["reason"], tt.want, r.annotations)
+			}
+			log := stripMaskLines(r.stdout)
+			for where, text := range map[string]string{"the log": log, "the summary": r.summary, "the reason": r.outputs["reason"]} {
+				if strings.Contains(text, secret) {
+					t.Errorf("%s shows the URL's credential: %s", where, text)
+				}
+			}
+		})
+	}
+}
+
+// stripMaskLines drops the ::add-mask:: commands, which the runner hides.
+func stripMaskLines(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		if !strings.HasPrefix(line, "::add-mask::") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
