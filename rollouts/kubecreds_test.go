@@ -6,12 +6,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"k8s.io/client-go/rest"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/promapi/promapitest"
 )
 
 // TestLearnRESTConfig: the Kubernetes client's credentials are redacted
@@ -65,5 +67,28 @@ func TestLearnRESTConfig(t *testing.T) {
 	}
 	if !set.Has("rotated-token-3c4d") {
 		t.Error("the rotated token the client sent was not learned")
+	}
+}
+
+// TestKubernetesErrorRedacted: an API server (or a proxy in front of it)
+// quoting the request's headers back in its error puts the token in the
+// lister's error, which stage ordering turns into a measurement; the
+// plugin's set knows it.
+func TestKubernetesErrorRedacted(t *testing.T) {
+	t.Parallel()
+	echo := promapitest.ServeEcho(t, promapitest.EchoBody)
+	set := redact.New()
+	cfg := &rest.Config{Host: echo.URL, BearerToken: "kube-token-8d9e"}
+	learnRESTConfig(set, cfg)
+	l, err := NewKubernetesAnalysisRuns(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.ListAnalysisRuns(t.Context(), "shop", "")
+	if err == nil || !strings.Contains(err.Error(), "kube-token-8d9e") {
+		t.Fatalf("the echo did not reach the error (so this test shows nothing): %v", err)
+	}
+	if got := set.String(oneLine(err)); strings.Contains(got, "kube-token-8d9e") {
+		t.Errorf("redacted error still shows the token: %s", got)
 	}
 }
