@@ -45,7 +45,18 @@ type decoder struct {
 	// report again: a field that failed to decode is left zero, and its
 	// zero says nothing about what the author wrote.
 	masked []maskedPath
+	// left is what the decoder may still read, in bytes of scalar values
+	// and nodes (see maxDecoded); over is set once it is spent.
+	left int
+	over bool
 }
+
+// maxDecoded bounds what a policy decodes to. An alias decodes its anchor
+// again wherever it appears, so a page of `[*a, *a, ...]` whose anchor is a
+// long query (or a list of such aliases) would decode to gigabytes and
+// compile every copy; without aliases a document never decodes to more
+// than its own size (MaxFileSize).
+const maxDecoded = 2 * MaxFileSize
 
 // maskedPath hides validation problems of a field that failed to decode:
 // of the field itself and its children, and, when parent is set, of the
@@ -57,7 +68,7 @@ type maskedPath struct {
 }
 
 func newDecoder() *decoder {
-	return &decoder{lines: map[string]int{}, given: map[string]bool{}}
+	return &decoder{lines: map[string]int{}, given: map[string]bool{}, left: maxDecoded}
 }
 
 func (d *decoder) fail(path string, n *yaml.Node, format string, args ...any) {
@@ -103,6 +114,33 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// maxDecodeProblems stops decoding a document that already has this many
+// problems: the first ones are what to fix, and each costs a message (an
+// unknown key a suggestion too), so a page of unknown keys would cost far
+// more than its size.
+const maxDecodeProblems = 100
+
+// spend counts n against maxDecoded and reports whether decoding may go
+// on. The first node over the bound, or after maxDecodeProblems problems,
+// stops decoding with a problem of the whole document, which hides the
+// problems validation would find in what was left undecoded.
+func (d *decoder) spend(n *yaml.Node) bool {
+	if d.over {
+		return false
+	}
+	switch d.left -= len(n.Value) + 1; {
+	case d.left < 0:
+		d.over = true
+		d.fail("", nil, "aliases expand the policy to more than %d MiB: a policy is a page of YAML, and each alias decodes its anchor again", maxDecoded>>20)
+	case len(d.errs) >= maxDecodeProblems:
+		d.over = true
+		d.fail("", nil, "%d problems already: the rest of the document is not read", len(d.errs))
+	default:
+		return true
+	}
+	return false
+}
+
 // decode fills v (a pointer) from n.
 func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.DocumentNode {
@@ -113,6 +151,9 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
+	}
+	if !d.spend(n) {
+		return
 	}
 	d.lines[path] = n.Line
 	if n.Tag != "!!null" {
@@ -194,6 +235,9 @@ func (d *decoder) decodeStruct(path string, n *yaml.Node, v reflect.Value) {
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
+		if !d.spend(k) {
+			return
+		}
 		p := join(path, k.Value)
 		if seen[k.Value] {
 			d.fail(p, k, "duplicate field")

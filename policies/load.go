@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
@@ -41,20 +42,58 @@ var DefaultWindows = []WindowPair{
 	{Long: model.Duration(15 * time.Minute), Short: model.Duration(3 * time.Minute), Factor: 2},
 }
 
+// Limits on what one policy holds. Each SLI is one batched query per
+// target per look, holding every part (and a presence check per metric
+// family it reads) in every window, so the work of loading a policy and of
+// each look grows with their product; a policy may come from anyone who
+// can write an AnalysisTemplate (inline YAML), and the plugin process that
+// loads it serves every AnalysisRun of the cluster.
+const (
+	maxSLIs        = 50
+	maxWindowPairs = 8
+	// maxFamilies bounds the metric families the queries of one SLI read
+	// (an SLI reads one or two).
+	maxFamilies = 16
+)
+
 // Error is every problem found in one policy.
 type Error struct {
 	Source string
 	Errs   []error
 }
 
+// maxShownProblems and maxProblemText bound the text of an Error: the
+// first maxShownProblems problems, each cut to maxProblemText bytes (a
+// problem quotes the query it is about, which may be long). Errs keeps
+// every problem whole.
+const (
+	maxShownProblems = 50
+	maxProblemText   = 1 << 10
+)
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "policy %s: %d problem(s)", e.Source, len(e.Errs))
-	for _, err := range e.Errs {
+	for i, err := range e.Errs {
+		if i == maxShownProblems {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Errs)-i)
+			break
+		}
 		b.WriteString("\n  ")
-		b.WriteString(err.Error())
+		b.WriteString(cutText(err.Error(), maxProblemText))
 	}
 	return b.String()
+}
+
+// cutText cuts s to at most n bytes at a rune boundary, marking the cut.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // Unwrap returns the individual problems.
@@ -123,6 +162,12 @@ func Resolve(ref string) (*Policy, error) {
 // wrong types) and of validating every field that did decode. A field
 // given an explicit zero (`alpha: 0`, `windows: []`) is validated as
 // written; only absent fields take defaults.
+//
+// What a policy costs to load and to evaluate is bounded whatever it holds:
+// at most 1 MiB, also once its aliases are expanded (2 MiB), 50 SLIs, 8
+// window pairs, 256 PromQL tokens per query and 16 metric families per
+// SLI; decoding stops after 100 problems, and the error's text shows the
+// first 50, each cut to 1 KiB.
 func Load(data []byte, source string) (*Policy, error) {
 	p, errs, _ := load(data, source)
 	if len(errs) > 0 {
@@ -314,6 +359,9 @@ func (p *Policy) validate(d *decoder) []error {
 	if len(s.Windows) == 0 && d.given["spec.windows"] {
 		bad("spec.windows", "empty: give at least one window pair%s", orDefault("windows", "5m/1m>10×, 15m/3m>2×"))
 	}
+	if len(s.Windows) > maxWindowPairs {
+		bad("spec.windows", "at most %d window pairs, got %d: every SLI is queried in every window at each look", maxWindowPairs, len(s.Windows))
+	}
 	for i, w := range s.Windows {
 		path := fmt.Sprintf("spec.windows[%d]", i)
 		if w.Long <= 0 || w.Short <= 0 {
@@ -353,17 +401,22 @@ func (p *Policy) validate(d *decoder) []error {
 			bad(path+".soak", "must be positive, got %s: a stage passes only after soaking this long", st.Soak)
 		}
 	}
-	if len(s.SLIs) == 0 {
+	slis := s.SLIs
+	switch {
+	case len(slis) == 0:
 		bad("spec.slis", "at least one SLI is required")
+	case len(slis) > maxSLIs:
+		bad("spec.slis", "at most %d SLIs, got %d (the rest are not checked): each is a query per target at each look", maxSLIs, len(slis))
+		slis = slis[:maxSLIs]
 	}
 	names := map[string]bool{}
 	windows := windowsOf(s.Windows)
-	if len(windows) == 0 {
-		// windows: [] is reported above; check the queries with the
-		// default windows rather than with none.
+	if len(windows) == 0 || len(s.Windows) > maxWindowPairs {
+		// windows: [] and too many windows are reported above; check the
+		// queries with the default windows rather than with none or all.
 		windows = windowsOf(DefaultWindows)
 	}
-	for i := range s.SLIs {
+	for i := range slis {
 		sli := &s.SLIs[i]
 		path := fmt.Sprintf("spec.slis[%d]", i)
 		given := func(field string) bool { return d.given[path+"."+field] }

@@ -245,32 +245,42 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 			continue // reported by validation
 		}
 		fp := join(path, q.field)
+		if tooLong(q.expr) {
+			errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %s: more than %d PromQL tokens: a part of an SLI is one short expression", quoteCut(q.expr), maxQueryTokens)})
+			continue
+		}
 		c.parts = append(c.parts, q.part)
 		c.srcs = append(c.srcs, partSource{q.part, q.expr})
 		for i, w := range windows {
 			text := strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(w).String())
 			expr, err := promqlParser.ParseExpr(text)
 			if err != nil {
-				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("bad PromQL %q: %v", q.expr, err)})
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("bad PromQL %s: %v", quoteCut(q.expr), err)})
 				break
 			}
 			if err := checkPlaceholders(expr, c.uses); err != nil {
-				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q: %v", q.expr, err)})
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %s: %v", quoteCut(q.expr), err)})
 				break
 			}
 			if t := expr.Type(); t != parser.ValueTypeVector && t != parser.ValueTypeScalar {
-				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q returns a %s; it must return an instant vector", q.expr, t)})
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %s returns a %s; it must return an instant vector", quoteCut(q.expr), t)})
 				break
 			}
 			if i == 0 && q.part == PartEvents && callsPerSecond(expr) {
-				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q uses rate() or irate(): events are a count in the window, use increase()", q.expr)})
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %s uses rate() or irate(): events are a count in the window, use increase()", quoteCut(q.expr))})
 				break
 			}
 			if i == 0 && k < authored {
 				// How the part reads when absent, from the query as
 				// written; each family it reads gets a presence part.
 				a := Absence{Safe: absenceSafe(expr)}
-				for _, f := range families(expr) {
+				fams := families(expr)
+				if n := len(c.families) + countNew(fams, c.families); n > maxFamilies {
+					errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %s: the SLI's queries read %d metric families, at most %d: each family is checked for presence in every window",
+						quoteCut(q.expr), n, maxFamilies)})
+					break
+				}
+				for _, f := range fams {
 					j := slices.IndexFunc(srcs[authored:], func(x src) bool { return x.expr == presenceExpr(f) })
 					if j < 0 {
 						j = len(srcs) - authored
@@ -282,7 +292,7 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 				c.absence[q.part] = a
 			}
 			if expr, err = finish(expr); err != nil {
-				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %q: %v", q.expr, err)})
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %s: %v", quoteCut(q.expr), err)})
 				break
 			}
 			printed := expr.String()
@@ -304,7 +314,7 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 	}
 	for _, q := range srcs[:authored] {
 		if strings.TrimSpace(q.expr) != "" && !strings.Contains(q.expr, PlaceholderWindow) {
-			errs = append(errs, &FieldError{Path: join(path, q.field), Msg: fmt.Sprintf("query %q does not use $window: it would count the same range in every window", q.expr)})
+			errs = append(errs, &FieldError{Path: join(path, q.field), Msg: fmt.Sprintf("query %s does not use $window: it would count the same range in every window", quoteCut(q.expr))})
 		}
 	}
 	// That every part selects the target is checkPartTargets' to say.
@@ -315,6 +325,51 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 	}
 	s.compiled = c
 	return errs
+}
+
+// maxQueryTokens bounds the PromQL tokens of one query as written (the
+// presets' have at most 48). The Prometheus parser and printer take time
+// and memory that grow with the square of an expression's depth (64 KB of
+// `- - - ... x` or `a + a + ... + a` parse in 15 to 20 s), and compile
+// parses and prints each part once per window: a query is measured, in
+// linear time, before it is parsed.
+const maxQueryTokens = 256
+
+// tooLong reports whether expr, with a window in place of $window, has
+// more than maxQueryTokens tokens.
+func tooLong(expr string) bool {
+	l := parser.Lex(strings.ReplaceAll(expr, PlaceholderWindow, "1m"))
+	var it parser.Item
+	for n := 0; n <= maxQueryTokens; n++ {
+		if l.NextItem(&it); it.Typ == parser.EOF || it.Typ == parser.ERROR {
+			return false
+		}
+	}
+	return true
+}
+
+// maxQuoted bounds how much of a query, string or label a problem quotes,
+// in bytes: enough to recognise it (the problem's line says where it is).
+const maxQuoted = 200
+
+// quoteCut quotes s, cut to maxQuoted bytes at a rune boundary.
+func quoteCut(s string) string {
+	return strconv.Quote(cutText(s, maxQuoted))
+}
+
+// countNew counts the families of fams (distinct) that known, the
+// families of an SLI's presence parts, does not have yet.
+func countNew(fams []string, known map[Part]string) int {
+	n := len(fams)
+	for _, f := range fams {
+		for _, k := range known {
+			if k == f {
+				n--
+				break
+			}
+		}
+	}
+	return n
 }
 
 // checkPlaceholders allows $service, $namespace and $hash only as whole
@@ -328,7 +383,7 @@ func checkPlaceholders(expr parser.Expr, uses map[string]bool) error {
 		for _, l := range ls {
 			for _, ph := range targetPlaceholders {
 				if err == nil && strings.Contains(l, ph) {
-					err = fmt.Errorf("label name %q: %s is allowed only as a label matcher value", l, ph)
+					err = fmt.Errorf("label name %s: %s is allowed only as a label matcher value", quoteCut(l), ph)
 				}
 			}
 		}
@@ -354,11 +409,11 @@ func checkPlaceholders(expr parser.Expr, uses map[string]bool) error {
 					continue
 				}
 				if !slices.Contains(targetPlaceholders, m.Value) {
-					err = fmt.Errorf("label %s: unknown placeholder %q (use %s)", m.Name, m.Value, strings.Join(targetPlaceholders, ", "))
+					err = fmt.Errorf("label %s: unknown placeholder %s (use %s)", cutText(m.Name, maxQuoted), quoteCut(m.Value), strings.Join(targetPlaceholders, ", "))
 					return err
 				}
 				if m.Type != labels.MatchEqual && m.Type != labels.MatchNotEqual {
-					err = fmt.Errorf("label %s: placeholder %s only works with = or !=", m.Name, m.Value)
+					err = fmt.Errorf("label %s: placeholder %s only works with = or !=", cutText(m.Name, maxQuoted), m.Value)
 					return err
 				}
 				uses[m.Value] = true
@@ -366,7 +421,7 @@ func checkPlaceholders(expr parser.Expr, uses map[string]bool) error {
 		case *parser.StringLiteral:
 			for _, ph := range targetPlaceholders {
 				if strings.Contains(n.Val, ph) {
-					err = fmt.Errorf("string %q: %s is allowed only as a label matcher value", n.Val, ph)
+					err = fmt.Errorf("string %s: %s is allowed only as a label matcher value", quoteCut(n.Val), ph)
 					return err
 				}
 			}

@@ -49,8 +49,12 @@ func partsOf(s *SLI) []sliPart {
 var partParser = parser.NewParser(parser.Options{})
 
 // parsePart parses a part with a stand-in for $window. It reports false
-// when the part does not parse; compile reports why.
+// when the part does not parse or is too long to (tooLong); compile
+// reports why.
 func parsePart(expr string) (parser.Expr, bool) {
+	if tooLong(expr) {
+		return nil, false
+	}
 	e, err := partParser.ParseExpr(strings.ReplaceAll(expr, PlaceholderWindow, model.Duration(time.Minute).String()))
 	return e, err == nil
 }
@@ -74,7 +78,7 @@ func checkPartTargets(path string, s *SLI, compiled []error) []error {
 		}
 		if !selectsTarget(e) {
 			errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf(
-				`query %q does not select the target: none of its selectors has a matcher ="$hash" or ="$service", so it gives the same numbers for canary and stable`, part.expr)})
+				`query %s does not select the target: none of its selectors has a matcher ="$hash" or ="$service", so it gives the same numbers for canary and stable`, quoteCut(part.expr))})
 		}
 	}
 	return errs
@@ -102,7 +106,7 @@ func selectsTarget(e parser.Expr) bool {
 // that only one spelling of its number satisfies (see spellings).
 func (p *Policy) lint(lines map[string]int) []error {
 	var errs []error
-	for i := range p.Spec.SLIs {
+	for i := range p.Spec.SLIs[:min(len(p.Spec.SLIs), maxSLIs)] { // validate reports the rest
 		path := fmt.Sprintf("spec.slis[%d]", i)
 		for _, part := range partsOf(&p.Spec.SLIs[i]) {
 			e, ok := parsePart(part.expr)
