@@ -32,6 +32,12 @@ import (
 // Mark replaces every secret value.
 const Mark = "[redacted]"
 
+// MinLen is the shortest value a Set matches, in bytes. Shorter values
+// ("1", "prod": tenant ids the Action treats as secrets) would mark
+// unrelated text (every "1", "production") and corrupt what phaseguard
+// writes; a credential that short is guessable anyway.
+const MinLen = 6
+
 // minLineLen is the shortest line of a multi-line secret matched on its
 // own: shorter lines ("}" in a JSON key file) would mark unrelated text.
 const minLineLen = 8
@@ -52,9 +58,9 @@ func New(values ...string) *Set {
 	return s
 }
 
-// Add adds each value and its encoded forms. A value that is empty or only
-// white space is ignored; surrounding white space is dropped (credential
-// files end in a newline that is not part of the credential).
+// Add adds each value and its encoded forms. Surrounding white space is
+// dropped (credential files end in a newline that is not part of the
+// credential); a value shorter than MinLen bytes then is ignored.
 func (s *Set) Add(values ...string) {
 	if s == nil {
 		return
@@ -62,7 +68,7 @@ func (s *Set) Add(values ...string) {
 	var forms []string
 	for _, v := range values {
 		v = strings.TrimSpace(v)
-		if v == "" {
+		if len(v) < MinLen {
 			continue
 		}
 		forms = append(forms, encodings(v)...)
@@ -80,7 +86,7 @@ func (s *Set) Add(values ...string) {
 // AddBasicAuth adds a basic-auth password, and the Base64 of
 // "user:password" that the Authorization header carries.
 func (s *Set) AddBasicAuth(user, password string) {
-	if s == nil || strings.TrimSpace(password) == "" {
+	if s == nil || len(strings.TrimSpace(password)) < MinLen {
 		return
 	}
 	s.Add(password)

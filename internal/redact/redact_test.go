@@ -16,7 +16,7 @@ func TestString(t *testing.T) {
 	t.Parallel()
 	const tok = `s3cr<e>t"tok\en`
 	s := New(tok+"\n", "  ", "")
-	s.AddBasicAuth("alice", "pa ss")
+	s.AddBasicAuth("alice", "pa sswd")
 	tests := []struct {
 		name, in string
 	}{
@@ -25,8 +25,8 @@ func TestString(t *testing.T) {
 		{"json", `{"error":"bad header \"Bearer s3cr\u003ce\u003et\"tok\\en\""}`},
 		{"url query", "GET /api?token=" + url.QueryEscape(tok)},
 		{"base64", "echo " + base64.StdEncoding.EncodeToString([]byte(tok))},
-		{"basic auth header", "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alice:pa ss"))},
-		{"password", "password was pa ss"},
+		{"basic auth header", "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alice:pa sswd"))},
+		{"password", "password was pa sswd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,7 +35,7 @@ func TestString(t *testing.T) {
 			if !strings.Contains(got, Mark) {
 				t.Errorf("String(%q) = %q: no %s", tt.in, got, Mark)
 			}
-			for _, leak := range []string{"s3cr", "pa ss", "YWxpY2U6cGEgc3M"} {
+			for _, leak := range []string{"s3cr", "pa ss", "YWxpY2U6cGEgc3N3ZA"} {
 				if strings.Contains(got, leak) {
 					t.Errorf("String(%q) = %q: still holds %q", tt.in, got, leak)
 				}
@@ -47,6 +47,10 @@ func TestString(t *testing.T) {
 	}
 	if s.Has("  ") || s.Has("x") {
 		t.Error("blank values were added")
+	}
+	short := New("1", "prod", "abcde")
+	if got := short.String("production 1 abcde"); got != "production 1 abcde" || short.Len() != 0 {
+		t.Errorf("values under MinLen were matched: %q", got)
 	}
 }
 
