@@ -266,7 +266,7 @@ func (r *run) main(ctx context.Context) {
 				}
 				r.learn(kubeSecretsOf(cfg)...)
 				cfg.WarningHandler = kubeWarnings(func(text string) { r.logf("Kubernetes API warning: %s", text) })
-				return dynamic.NewForConfig(cfg)
+				return kubeDynamic(cfg)
 			}
 		}
 		if r.kube, err = f(in.kubeconfig); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/internal/redirect"
 	"github.com/phaseguard/phaseguard/policies"
 )
 
@@ -76,7 +77,10 @@ type ledger struct {
 // the GitHub API at base with token. Every request body is redacted with
 // sec (redactingTransport, under the client that adds the token).
 func newLedger(hc *http.Client, token string, base *url.URL, sec *redact.Set, owner, repo, sha string, now func() time.Time) *ledger {
-	gh := github.NewClient(redactingClient(hc, sec)).WithAuthToken(token)
+	// WithAuthToken adds the token in a transport, below net/http's
+	// stripping of Authorization on a redirect to another host: only
+	// redirects within the API's origin are followed.
+	gh := github.NewClient(redirect.Client(redactingClient(hc, sec))).WithAuthToken(token)
 	b := *base
 	gh.BaseURL = &b
 	gh.UserAgent = "phaseguard-action"

@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/phaseguard/phaseguard/internal/redirect"
 )
 
 // RolloutsResource is Argo Rollouts' Rollout resource.
@@ -124,4 +126,15 @@ func kubeSecrets(kubeconfig []byte) []string {
 		}
 	}
 	return out
+}
+
+// kubeDynamic returns a dynamic client for cfg that follows redirects only
+// within the API server's origin: client-go adds the credentials in its
+// transport, so net/http would send them to any host a redirect names.
+func kubeDynamic(cfg *rest.Config) (dynamic.Interface, error) {
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfigAndClient(cfg, redirect.Client(hc))
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/internal/redirect"
 )
 
 const (
@@ -205,7 +206,7 @@ func New(cfg Config) (*Client, error) {
 		// "giving up after N attempts" that drops the status.
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
-	hc := &http.Client{Transport: &retryablehttp.RoundTripper{Client: retrying}, CheckRedirect: sameOrigin}
+	hc := &http.Client{Transport: &retryablehttp.RoundTripper{Client: retrying}, CheckRedirect: redirect.SameOrigin}
 	if !httpCfg.FollowRedirects {
 		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}

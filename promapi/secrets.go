@@ -1,8 +1,6 @@
 package promapi
 
 import (
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -145,33 +143,4 @@ func learnBasic(set *redact.Set, cred string) {
 	if user, pass, ok := req.BasicAuth(); ok {
 		set.AddBasicAuth(user, pass)
 	}
-}
-
-// origin is a URL's scheme, host and port, the port written out: the
-// unit a credential may be sent to.
-func origin(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		switch u.Scheme {
-		case "https":
-			port = "443"
-		case "http":
-			port = "80"
-		}
-	}
-	return u.Scheme + "://" + u.Hostname() + ":" + port
-}
-
-// sameOrigin refuses a redirect to another scheme, host or port: the
-// request carries credentials (prometheus/common adds them in its round
-// tripper, below net/http's own stripping of Authorization on a redirect
-// to another domain, which also ignores the port), and the query.
-func sameOrigin(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
-	}
-	if from, to := origin(via[0].URL), origin(req.URL); from != to {
-		return fmt.Errorf("redirect to %s refused: credentials and queries are sent only to %s", to, from)
-	}
-	return nil
 }

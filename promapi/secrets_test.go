@@ -125,7 +125,7 @@ func TestRedirects(t *testing.T) {
 	for _, to := range []string{"port", "host"} {
 		// The query selects the redirect: a test hook, not a real use.
 		_, err := newClient(t, main.URL, Config{HTTP: cfg(), Retries: -1}).Query(t.Context(), fmt.Sprintf(`up{to=%q}`, to), evalTime)
-		if err == nil || !strings.Contains(err.Error(), "refused: credentials and queries are sent only to") {
+		if err == nil || !strings.Contains(err.Error(), "refused: credentials are sent only to") {
 			t.Errorf("redirect to another %s: got %v, want it refused", to, err)
 		}
 	}
