@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/promapi/promapitest"
@@ -46,6 +47,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	// Kill the plugin processes argo's loader started (Managed: true).
+	goplugin.CleanupClients()
 	os.RemoveAll(binDir)
 	os.Exit(code)
 }
@@ -67,17 +70,17 @@ func newSecrets(t *testing.T, names ...string) secrets {
 	return s
 }
 
-// forms returns every form a secret could leak in: as is, Base64 (an
-// echoed basic-auth header holds user:password that way) and its random
-// part alone.
-func (s secrets) forms(basicUser string) map[string]string {
+// forms returns every form a secret could leak in: as is, Base64, its
+// random part alone, and as the password of each of basicUsers in an
+// echoed basic-auth header (Base64 of user:password).
+func (s secrets) forms(basicUsers ...string) map[string]string {
 	out := map[string]string{}
 	for n, v := range s {
 		out[n] = v
 		out[n+" (random part)"] = v[strings.LastIndexByte(v, '-')+1:]
 		out[n+" (base64)"] = base64.StdEncoding.EncodeToString([]byte(v))
-		if basicUser != "" {
-			out[n+" (basic auth)"] = base64.StdEncoding.EncodeToString([]byte(basicUser + ":" + v))
+		for _, u := range basicUsers {
+			out[n+" (basic auth as "+u+")"] = base64.StdEncoding.EncodeToString([]byte(u + ":" + v))
 		}
 	}
 	return out
@@ -322,5 +325,3 @@ func stripMasks(log string) string {
 	}
 	return b.String()
 }
-
-var _ = json.Marshal
