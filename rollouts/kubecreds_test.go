@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -90,5 +91,35 @@ func TestKubernetesErrorRedacted(t *testing.T) {
 	}
 	if got := set.String(oneLine(err)); strings.Contains(got, "kube-token-8d9e") {
 		t.Errorf("redacted error still shows the token: %s", got)
+	}
+}
+
+// TestKubernetesRedirects: the controller's credentials never follow a
+// redirect from the API server to another server.
+func TestKubernetesRedirects(t *testing.T) {
+	t.Parallel()
+	var withAuth atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			withAuth.Add(1)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"kind":"AnalysisRunList","apiVersion":"argoproj.io/v1alpha1","items":[]}`))
+	}))
+	t.Cleanup(other.Close)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(api.Close)
+	l, err := NewKubernetesAnalysisRuns(&rest.Config{Host: api.URL, BearerToken: "kube-token-redirect"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.ListAnalysisRuns(t.Context(), "shop", "")
+	if err == nil || !strings.Contains(err.Error(), "refused: credentials are sent only to") {
+		t.Errorf("list through a redirect to another server: %v", err)
+	}
+	if n := withAuth.Load(); n != 0 {
+		t.Errorf("the other server got the token %d times", n)
 	}
 }

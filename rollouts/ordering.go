@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/internal/redirect"
 	"github.com/phaseguard/phaseguard/policies"
 )
 
@@ -48,8 +49,15 @@ type KubernetesAnalysisRuns struct {
 }
 
 // NewKubernetesAnalysisRuns returns a lister for the cluster cfg points to.
+// Its client follows redirects only within the API server's origin:
+// client-go adds the controller's credentials in its transport, so
+// net/http would send them to any host a redirect names.
 func NewKubernetesAnalysisRuns(cfg *rest.Config) (*KubernetesAnalysisRuns, error) {
-	cs, err := argoclient.NewForConfig(cfg)
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := argoclient.NewForConfigAndClient(cfg, redirect.Client(hc))
 	if err != nil {
 		return nil, err
 	}
