@@ -210,7 +210,7 @@ func kubeSecretsOf(cfg *rest.Config) []string {
 			}
 		}
 	}
-	add(cfg.BearerToken, cfg.Password, string(cfg.KeyData), readSecretFile(cfg.BearerTokenFile), readSecretFile(cfg.KeyFile))
+	add(cfg.BearerToken, cfg.Password, string(cfg.KeyData), redact.ReadFile(cfg.BearerTokenFile), redact.ReadFile(cfg.KeyFile))
 	if e := cfg.ExecProvider; e != nil {
 		for _, ev := range e.Env {
 			add(ev.Value)
@@ -222,23 +222,6 @@ func kubeSecretsOf(cfg *rest.Config) []string {
 		}
 	}
 	return out
-}
-
-// maxSecretFile bounds how much of a credential file is read to learn the
-// secret it holds.
-const maxSecretFile = 64 << 10
-
-func readSecretFile(name string) string {
-	if name == "" {
-		return ""
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, maxSecretFile))
-	return string(b)
 }
 
 // kubeWarnings sends the warnings a Kubernetes API server returns to the

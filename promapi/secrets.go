@@ -1,10 +1,8 @@
 package promapi
 
 import (
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 
 	"github.com/prometheus/common/config"
@@ -12,28 +10,13 @@ import (
 	"github.com/phaseguard/phaseguard/internal/redact"
 )
 
-// maxSecretFile bounds how much of a credential file is read to learn the
-// secret it holds: credentials are tokens and keys, a few KB at most.
-const maxSecretFile = 64 << 10
-
 // learnSecrets adds to set every credential c configures: inline values,
 // and the contents of the files it names, read now. prometheus/common
 // reads those files again at each request (so that rotated credentials
 // work); what a request actually sends is learned again from the request
 // itself (learnSent).
 func learnSecrets(set *redact.Set, c config.HTTPClientConfig) {
-	file := func(name string) string {
-		if name == "" {
-			return ""
-		}
-		f, err := os.Open(name)
-		if err != nil {
-			return ""
-		}
-		defer f.Close()
-		b, _ := io.ReadAll(io.LimitReader(f, maxSecretFile))
-		return string(b)
-	}
+	file := redact.ReadFile
 	set.Add(string(c.BearerToken), file(c.BearerTokenFile))
 	if a := c.Authorization; a != nil {
 		set.Add(string(a.Credentials), file(a.CredentialsFile))

@@ -151,30 +151,11 @@ func learnOAuth2(secrets *redact.Set, o *config.OAuth2) {
 	if o == nil {
 		return
 	}
-	for _, secret := range []string{string(o.ClientSecret), readSecretFile(o.ClientSecretFile)} {
+	for _, secret := range []string{string(o.ClientSecret), redact.ReadFile(o.ClientSecretFile)} {
 		secret = strings.TrimSpace(secret)
 		secrets.AddBasicAuth(o.ClientID, secret)
 		secrets.AddBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(secret))
 	}
-}
-
-// maxSecretFile bounds how much of a credential file is read to learn the
-// secret in it.
-const maxSecretFile = 64 << 10
-
-// readSecretFile returns the contents of a credential file, "" when there
-// is none or it cannot be read (the client that uses it says why).
-func readSecretFile(name string) string {
-	if name == "" {
-		return ""
-	}
-	f, err := os.Open(name)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, maxSecretFile))
-	return string(b)
 }
 
 // checkProxyURL refuses a proxy URL with user-info, a query or a

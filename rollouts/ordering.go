@@ -100,7 +100,7 @@ func defaultAnalysisRuns(secrets *redact.Set) (AnalysisRunLister, error) {
 // transport wrapper below client-go's authentication, every Authorization
 // header it sends (a rotated token, one from an exec plugin).
 func learnRESTConfig(secrets *redact.Set, cfg *rest.Config) {
-	secrets.Add(cfg.BearerToken, readSecretFile(cfg.BearerTokenFile), string(cfg.KeyData), readSecretFile(cfg.KeyFile))
+	secrets.Add(cfg.BearerToken, redact.ReadFile(cfg.BearerTokenFile), string(cfg.KeyData), redact.ReadFile(cfg.KeyFile))
 	secrets.AddBasicAuth(cfg.Username, cfg.Password)
 	if ap := cfg.AuthProvider; ap != nil {
 		for _, v := range ap.Config {

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,6 +123,28 @@ func encodings(v string) []string {
 	out = append(out, url.QueryEscape(v), url.PathEscape(v),
 		base64.StdEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)))
 	return out
+}
+
+// maxFile bounds how much of a credential file ReadFile reads: credentials
+// are tokens and keys, a few KB at most.
+const maxFile = 64 << 10
+
+// ReadFile returns the first 64 KiB of the credential file name, to add to
+// a Set: "" when name is empty or the file cannot be read (the client that
+// uses the file says why). Clients read such files again at each request,
+// so that a rotated credential works; what a request sends must be
+// learned from the request too.
+func ReadFile(name string) string {
+	if name == "" {
+		return ""
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, maxFile))
+	return string(b)
 }
 
 // Len returns how many forms the set matches.
