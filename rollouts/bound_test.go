@@ -1,14 +1,12 @@
 package rollouts
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/internal/argotest"
 )
 
 // long returns a string of n bytes starting with prefix.
@@ -201,7 +200,7 @@ func TestMeasurementBoundedThroughStage(t *testing.T) {
 	})
 	metric := v1alpha1.Metric{Name: "phase-slis", Provider: v1alpha1.MetricProvider{Plugin: map[string]json.RawMessage{Name: cfg}}}
 
-	var logBuf syncBuffer
+	var logBuf argotest.Log
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := New(WithClock(func() time.Time { return now }), WithLogger(hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info})))
 	ar := &v1alpha1.AnalysisRun{}
@@ -249,22 +248,4 @@ func TestMeasurementBoundedThroughStage(t *testing.T) {
 	if !strings.Contains(log, "measurement detail cut to fit the AnalysisRun") || !strings.Contains(log, "sli.sli-29-") || !strings.Contains(log, `cannot execute: xxxx`) {
 		t.Errorf("the plugin's log lacks the full detail (%d bytes)", len(log))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

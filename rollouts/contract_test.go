@@ -1,10 +1,6 @@
 package rollouts_test
 
 import (
-	"crypto/sha256"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,46 +8,12 @@ import (
 	"github.com/argoproj/argo-rollouts/metric"
 	metricplugin "github.com/argoproj/argo-rollouts/metricproviders/plugin"
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
-	argoconfig "github.com/argoproj/argo-rollouts/utils/config"
-	"github.com/argoproj/argo-rollouts/utils/defaults"
-	argoplugin "github.com/argoproj/argo-rollouts/utils/plugin"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8sfake "k8s.io/client-go/kubernetes/fake"
 
+	"github.com/phaseguard/phaseguard/internal/argotest"
 	"github.com/phaseguard/phaseguard/internal/kubetest"
 	"github.com/phaseguard/phaseguard/rollouts"
 )
-
-// loadThroughArgo installs the plugin binary exactly as the controller
-// does at start-up: the argo-rollouts-config ConfigMap names it with a
-// file:// location and its sha256, utils/config reads the ConfigMap,
-// utils/plugin copies the binary into ./plugin-bin/phaseguard/phaseguard.
-// The entry's args are the plugin's command line. The working directory
-// must be a temporary one (t.Chdir).
-func loadThroughArgo(t *testing.T, bin string, args ...string) {
-	t.Helper()
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: defaults.DefaultRolloutsConfigMapName, Namespace: defaults.Namespace()},
-		Data: map[string]string{"metricProviderPlugins": fmt.Sprintf("- name: %s\n  location: file://%s\n  sha256: %x\n  args: %q\n",
-			rollouts.Name, bin, sha256.Sum256(data), args)},
-	}
-	kube := k8sfake.NewClientset(cm)
-	if _, err := argoconfig.InitializeConfig(kube, defaults.DefaultRolloutsConfigMapName); err != nil {
-		t.Fatalf("InitializeConfig: %v", err)
-	}
-	t.Cleanup(argoconfig.UnInitializeConfig)
-	if err := argoplugin.DownloadPlugins(argoplugin.FileDownloaderImpl{}, kube); err != nil {
-		t.Fatalf("DownloadPlugins: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(defaults.DefaultRolloutPluginFolder, "phaseguard", "phaseguard")); err != nil {
-		t.Fatalf("plugin not installed where the controller runs it: %v", err)
-	}
-}
 
 // argoProvider returns the metric provider the controller would use for
 // a metric with config cfg: argo's RPC plugin client, sharing one plugin
@@ -88,7 +50,7 @@ func TestContract(t *testing.T) {
 	writeFile(t, connDir, "token", connToken)
 	conns := writeFile(t, connDir, "connections.yaml", "connections:\n  - {name: prom, url: "+connGate.URL+", authorization: {credentials_file: token}}\n")
 	t.Chdir(t.TempDir())
-	loadThroughArgo(t, bin, "--connections="+conns)
+	argotest.Install(t, rollouts.Name, bin, "--connections="+conns)
 	ar := &v1alpha1.AnalysisRun{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-c1-3-canary"}}
 
 	t.Run("type and metadata", func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 
+	"github.com/phaseguard/phaseguard/internal/argotest"
 	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/promapi/promapitest"
 	"github.com/phaseguard/phaseguard/rollouts"
@@ -58,7 +59,7 @@ func storedRun(t *testing.T, ns, config string, args ...v1alpha1.Argument) (*v1a
 	stored := pluginMetric(t, config)
 	ar := &v1alpha1.AnalysisRun{Spec: v1alpha1.AnalysisRunSpec{Args: args, Metrics: []v1alpha1.Metric{stored}}}
 	ar.Namespace, ar.Name = ns, "checkout-7f8c9d6b4-3-1"
-	return ar, resolveArgs(t, stored, args)
+	return ar, argotest.ResolveArgs(t, stored, args)
 }
 
 // secretArg is an argument from a Secret, with the value the controller

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/phaseguard/phaseguard/internal/argotest"
 	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/promapi/promapitest"
 	"github.com/phaseguard/phaseguard/rollouts"
@@ -117,7 +118,7 @@ func TestExamples(t *testing.T) {
 		var tpl v1alpha1.ClusterAnalysisTemplate
 		read(name, &tpl)
 		for _, m := range tpl.Spec.Metrics {
-			resolved := resolveArgs(t, m, args)
+			resolved := argotest.ResolveArgs(t, m, args)
 			cfg, err := rollouts.DecodeConfig(resolved.Provider.Plugin[rollouts.Name])
 			if err != nil {
 				t.Errorf("%s metric %s: %v", name, m.Name, err)
@@ -154,7 +155,7 @@ func TestExamples(t *testing.T) {
 	stored.Provider.Plugin[rollouts.Name] = raw
 	ar := &v1alpha1.AnalysisRun{Spec: v1alpha1.AnalysisRunSpec{Args: runArgs, Metrics: []v1alpha1.Metric{stored}}}
 	ar.Namespace, ar.Name = own.Namespace, "checkout-own"
-	m := rollouts.New().Run(ar, resolveArgs(t, stored, runArgs))
+	m := rollouts.New().Run(ar, argotest.ResolveArgs(t, stored, runArgs))
 	if m.Phase == v1alpha1.AnalysisPhaseError {
 		t.Errorf("analysistemplate-secret-arg: %s %q", m.Phase, m.Message)
 	}

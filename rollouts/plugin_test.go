@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
-	templateutil "github.com/argoproj/argo-rollouts/utils/template"
 
+	"github.com/phaseguard/phaseguard/internal/argotest"
 	"github.com/phaseguard/phaseguard/rollouts"
 )
 
@@ -231,7 +231,7 @@ func TestPluginInProcess(t *testing.T) {
 			{h.Service, "{{args.other}}", "canary-hash"},
 		} {
 			service, canary := tc.service, tc.canary
-			metric := resolveArgs(t, template, []v1alpha1.Argument{{Name: "service", Value: &service}, {Name: "canary-hash", Value: &canary}})
+			metric := argotest.ResolveArgs(t, template, []v1alpha1.Argument{{Name: "service", Value: &service}, {Name: "canary-hash", Value: &canary}})
 			m := p.Run(ar, metric)
 			if m.Phase != v1alpha1.AnalysisPhaseError || !strings.Contains(m.Message, tc.want) {
 				t.Errorf("service %q canary %q: measurement %s %q, want Error containing %q", tc.service, tc.canary, m.Phase, m.Message, tc.want)
@@ -263,27 +263,6 @@ func TestPluginInProcess(t *testing.T) {
 			t.Errorf("InitPlugin: %v", err)
 		}
 	})
-}
-
-// resolveArgs substitutes {{args.*}} in a metric exactly as the controller
-// does (github.com/argoproj/argo-rollouts/utils/analysis.ResolveMetricArgs,
-// whose package this module does not import): on the metric's JSON, with
-// values quoted for JSON.
-func resolveArgs(t *testing.T, metric v1alpha1.Metric, args []v1alpha1.Argument) v1alpha1.Metric {
-	t.Helper()
-	raw, err := json.Marshal(metric)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolved, err := templateutil.ResolveQuotedArgs(string(raw), args)
-	if err != nil {
-		t.Fatalf("resolve args: %v", err)
-	}
-	var out v1alpha1.Metric
-	if err := json.Unmarshal([]byte(resolved), &out); err != nil {
-		t.Fatalf("resolved metric: %v", err)
-	}
-	return out
 }
 
 // TestBusy fills the plugin's only evaluation slot with a call hanging on

@@ -1,52 +1,25 @@
 package leaktest
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	metricplugin "github.com/argoproj/argo-rollouts/metricproviders/plugin"
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
-	argoconfig "github.com/argoproj/argo-rollouts/utils/config"
-	"github.com/argoproj/argo-rollouts/utils/defaults"
-	argoplugin "github.com/argoproj/argo-rollouts/utils/plugin"
-	templateutil "github.com/argoproj/argo-rollouts/utils/template"
 	"github.com/hashicorp/go-hclog"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8sfake "k8s.io/client-go/kubernetes/fake"
 
+	"github.com/phaseguard/phaseguard/internal/argotest"
 	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/promapi/promapitest"
 	"github.com/phaseguard/phaseguard/rollouts"
 )
-
-// syncBuffer is a log sink written by go-plugin's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // pluginAuths are the operator connection's credential inputs, each a
 // connection of its own: name suffix → its HTTP settings (a Prometheus
@@ -120,12 +93,12 @@ func TestPlugin(t *testing.T) {
 	}
 	connections := writeFile(t, dir, "connections.yaml", string(raw))
 
-	log := &syncBuffer{}
+	log := &argotest.Log{}
 	hclog.DefaultOutput = log // go-plugin's client relogs the plugin's stderr there
 	t.Setenv(rollouts.EnvLogLevel, "trace")
 	t.Setenv("KUBECONFIG", "")
 	t.Chdir(t.TempDir())
-	install(t, bin, "--connections="+connections)
+	argotest.Install(t, rollouts.Name, bin, "--connections="+connections)
 
 	texts := map[string]string{}
 	record := func(what string, m v1alpha1.Measurement) {
@@ -156,7 +129,7 @@ func TestPlugin(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-6f9c7d5b8-3-1"},
 				Spec:       v1alpha1.AnalysisRunSpec{Args: []v1alpha1.Argument{arg}, Metrics: []v1alpha1.Metric{stored}},
 			}
-			m := resolve(t, stored, ar.Spec.Args)
+			m := argotest.ResolveArgs(t, stored, ar.Spec.Args)
 			p, err := metricplugin.NewRpcPlugin(m)
 			if err != nil {
 				t.Fatalf("NewRpcPlugin: %v", err)
@@ -173,7 +146,7 @@ func TestPlugin(t *testing.T) {
 			stageCfg := strings.Replace(cfg, "{", `{"mode": "stage", "stage": "canary-10", `, 1)
 			stored.Provider.Plugin[rollouts.Name] = json.RawMessage(stageCfg)
 			ar.Spec.Metrics[0] = stored
-			m = resolve(t, stored, ar.Spec.Args)
+			m = argotest.ResolveArgs(t, stored, ar.Spec.Args)
 			running := p.Run(ar, m)
 			record(what+" stage Run", running)
 			record(what+" stage Resume", p.Resume(ar, m, running))
@@ -202,52 +175,6 @@ func TestPlugin(t *testing.T) {
 	}
 }
 
-// install puts the binary where the controller runs plugins from, exactly
-// as the controller does at start-up: an argo-rollouts-config entry with
-// a file:// location, its sha256 and the operator's args, read by argo's
-// utils/config and installed by its utils/plugin.
-func install(t *testing.T, bin string, args ...string) {
-	t.Helper()
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quoted, _ := json.Marshal(args)
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: defaults.DefaultRolloutsConfigMapName, Namespace: defaults.Namespace()},
-		Data: map[string]string{"metricProviderPlugins": fmt.Sprintf("- name: %s\n  location: file://%s\n  sha256: %x\n  args: %s\n",
-			rollouts.Name, bin, sha256.Sum256(data), quoted)},
-	}
-	kube := k8sfake.NewClientset(cm)
-	if _, err := argoconfig.InitializeConfig(kube, defaults.DefaultRolloutsConfigMapName); err != nil {
-		t.Fatalf("InitializeConfig: %v", err)
-	}
-	t.Cleanup(argoconfig.UnInitializeConfig)
-	if err := argoplugin.DownloadPlugins(argoplugin.FileDownloaderImpl{}, kube); err != nil {
-		t.Fatalf("DownloadPlugins: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(defaults.DefaultRolloutPluginFolder, "phaseguard", "phaseguard")); err != nil {
-		t.Fatalf("plugin not installed: %v", err)
-	}
-}
 
-// resolve substitutes args into metric as the controller does before
-// calling a provider (the stored AnalysisRun keeps {{args.*}}).
-func resolve(t *testing.T, metric v1alpha1.Metric, args []v1alpha1.Argument) v1alpha1.Metric {
-	t.Helper()
-	raw, err := json.Marshal(metric)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resolved, err := templateutil.ResolveQuotedArgs(string(raw), args)
-	if err != nil {
-		t.Fatalf("resolve args: %v", err)
-	}
-	var out v1alpha1.Metric
-	if err := json.Unmarshal([]byte(resolved), &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 func ptr[T any](v T) *T { return &v }
