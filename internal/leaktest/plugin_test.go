@@ -175,6 +175,4 @@ func TestPlugin(t *testing.T) {
 	}
 }
 
-
-
 func ptr[T any](v T) *T { return &v }
