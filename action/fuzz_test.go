@@ -1,0 +1,145 @@
+package action
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fuzzPolicy is the policy FuzzInputs loads when asked to: inline, one
+// stage, one SLI, one window pair, so that a look at every other input
+// costs a fraction of a millisecond.
+const fuzzPolicy = "apiVersion: phaseguard.dev/v1alpha1\nkind: Policy\nmetadata: {name: fuzz}\nspec:\n" +
+	"  windows: [{long: 5m, short: 1m, factor: 10}]\n  stages: [{name: canary, soak: 5m}]\n  slis: [{preset: drain-failure}]\n"
+
+// fuzzKubeconfig is a kubeconfig with a token, as the kubeconfig input
+// takes it.
+const fuzzKubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://kube.example:6443"}}]
+users: [{name: u, user: {token: kube-token-6c5d4e3f}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`
+
+// secretInputs are the inputs whose values are credentials.
+var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHubToken, inKubeconfig, inPromURL}
+
+// FuzzInputs feeds the Action's inputs through readInputs: the Prometheus
+// URL (checkPromURL), bearer token, basic auth and headers (parseHeaders),
+// the durations (parseDuration), the kubeconfig, the GitHub token, the
+// commit and the target. Run it with
+//
+//	go test -run='^$' -fuzz='^FuzzInputs$' -fuzztime=1000000x -parallel 1 ./action/
+//
+// or with every other target through scripts/fuzz.sh. readInputs never
+// panics; every problem it reports is an *InputError whose message begins
+// with the input's name; and no message holds a credential given: the
+// bearer token, the password, a header's value, the GitHub token, the
+// password in the URL or a credential of the kubeconfig. A value found in
+// a message is a leak only when it is gone from the message once it is
+// gone from the credential inputs: otherwise the message says it anyway
+// (another input holds it, or it is a word of the message).
+func FuzzInputs(f *testing.F) {
+	seeds := []struct {
+		policy                                                                        bool
+		url, token, user, password, headers, promTimeout, timeout, kubeconfig, gh, sha string
+	}{
+		{true, "https://prometheus.example:9090/prom", "tok-3f9a8b7c", "", "", "X-Scope-OrgID: tenant-1\n", "30s", "10m", "", "ghp-5e6f7a8b9c", "0123456789abcdef0123456789abcdef01234567"},
+		{true, "http://user:pw-8d7e6f5a@prometheus:9090", "", "user", "pw-8d7e6f5a", "", "1h30m", "6h1s", fuzzKubeconfig, "", ""},
+		{false, "https://p:9090/?access_token=tok-1c2d3e4f#frag", "tok-1c2d3e4f\n::set-output name=x::y", "us:er", "pw\x00-2a3b", "Authorization: Bearer tok-9a8b7c6d\nbad line\nX-Key: \x7f\n", "0s", "-1m", "apiVersion: v1\nusers: [{name: u, user: {token: [kube-token-7e]}}]", "ghp\r\n", "HEAD"},
+		{false, "http:user:pw-4e5f6a7b@p:9090", "", "u", "pw-4e5f6a7b", "X-Api-Key:   key-0f1e2d3c  \r\nX-Api-Key: key-4b5a6978\n# comment\n", "9999999999999999999h", "1y", "{", "", ""},
+		{true, "ftp://p", "", "", "", ":nameless\nName With Space: v-12345678\nCookie: session-abcdef12", "1e3", "30", "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {password: kube-pw-1a2b3c4d, username: a}}]\n", "", ""},
+	}
+	for _, s := range seeds {
+		f.Add(s.policy, s.url, s.token, s.user, s.password, s.headers, s.promTimeout, s.timeout, s.kubeconfig, s.gh, s.sha)
+	}
+	workspace := f.TempDir()
+	now := time.Date(2026, 1, 1, 0, 40, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, withPolicy bool, promURL, token, user, password, headers, promTimeout, timeout, kubeconfig, gh, sha string) {
+		if len(promURL)+len(token)+len(user)+len(password)+len(headers)+len(promTimeout)+len(timeout)+len(kubeconfig)+len(gh)+len(sha) > 64<<10 {
+			t.Skip()
+		}
+		policy := "missing.yaml" // refused at once: nothing to compile
+		if withPolicy {
+			policy = fuzzPolicy
+		}
+		inputs := map[string]string{
+			inPolicy: policy, inStage: "canary", inService: "checkout", inNamespace: "shop", inCanaryHash: "7f8c9d6b4",
+			inPromURL: promURL, inPromToken: token, inPromUser: user, inPromPassword: password, inPromHeaders: headers,
+			inPromTimeout: promTimeout, inTimeout: timeout, inKubeconfig: kubeconfig, inGitHubToken: gh, inSHA: sha,
+		}
+		read := func(inputs map[string]string) string {
+			in, err := readInputs(func(k string) string { return inputs[k] }, now, &runnerEnv{workspace: workspace, sha: "HEAD"})
+			if in == nil {
+				t.Fatal("readInputs returned no inputs")
+			}
+			if err == nil {
+				return ""
+			}
+			problems := []error{err}
+			if j, ok := err.(interface{ Unwrap() []error }); ok {
+				problems = j.Unwrap()
+			}
+			for _, p := range problems {
+				var ie *InputError
+				if !errors.As(p, &ie) || ie.Input == "" || !strings.HasPrefix(p.Error(), "input "+ie.Input) {
+					t.Errorf("problem %T does not name its input: %v", p, p)
+				}
+			}
+			return err.Error()
+		}
+		msg := read(inputs)
+		if msg == "" {
+			return
+		}
+		for _, s := range credentials(token, password, headers, gh, promURL, kubeconfig) {
+			if len(s) < 6 || !strings.Contains(msg, s) {
+				continue
+			}
+			without := map[string]string{}
+			for k, v := range inputs {
+				without[k] = v
+			}
+			for _, k := range secretInputs {
+				without[k] = strings.ReplaceAll(without[k], s, "MARK")
+			}
+			if !strings.Contains(read(without), s) {
+				t.Errorf("a message quotes the credential %q:\n%s", s, msg)
+			}
+		}
+	})
+}
+
+// credentials returns the credential values of the inputs: the token, the
+// password, each header's value (as a user would split the lines, apart
+// from parseHeaders), the GitHub token, the URL's password (parsed or
+// not) and the kubeconfig's credentials (as kubeSecrets finds them).
+func credentials(token, password, headers, gh, promURL, kubeconfig string) []string {
+	out := []string{token, password, gh}
+	for _, line := range strings.Split(headers, "\n") {
+		if _, v, ok := strings.Cut(line, ":"); ok {
+			out = append(out, strings.TrimSpace(v), v)
+		}
+	}
+	if u, err := url.Parse(promURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			out = append(out, pw)
+		}
+	}
+	if at := strings.LastIndex(promURL, "@"); at >= 0 {
+		// Unparsable or opaque (http:user:password@host) too.
+		info := promURL[:at]
+		if i := strings.Index(info, "://"); i >= 0 {
+			info = info[i+3:]
+		} else if i := strings.Index(info, ":"); i >= 0 {
+			info = info[i+1:]
+		}
+		if _, pw, ok := strings.Cut(info, ":"); ok {
+			out = append(out, pw)
+		}
+	}
+	return append(out, kubeSecrets([]byte(kubeconfig))...)
+}
