@@ -44,7 +44,7 @@ var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHub
 // (another input holds it, or it is a word of the message).
 func FuzzInputs(f *testing.F) {
 	seeds := []struct {
-		policy                                                                        bool
+		policy                                                                         bool
 		url, token, user, password, headers, promTimeout, timeout, kubeconfig, gh, sha string
 	}{
 		{true, "https://prometheus.example:9090/prom", "tok-3f9a8b7c", "", "", "X-Scope-OrgID: tenant-1\n", "30s", "10m", "", "ghp-5e6f7a8b9c", "0123456789abcdef0123456789abcdef01234567"},
