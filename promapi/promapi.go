@@ -121,7 +121,10 @@ func CheckURL(raw string) error {
 		// url's errors quote the whole URL, query and all.
 		return errors.New("url: not a URL")
 	}
-	shown := url.URL{Scheme: u.Scheme, Opaque: u.Opaque, Host: u.Host, Path: u.Path}
+	shown := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+	if !strings.Contains(u.Opaque, "@") { // http:user:password@host
+		shown.Opaque = u.Opaque
+	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
 		return fmt.Errorf("url %q: scheme must be http or https", shown.String())
@@ -285,7 +288,8 @@ func (c *Client) query(ctx context.Context, query string, ts time.Time) (model.V
 			v = model.Vector{}
 		}
 		if err := checkTime(v, ts); err != nil {
-			return nil, fmt.Errorf("query %q: %w", query, err)
+			// It quotes a sample's labels, the server's text too.
+			return nil, fmt.Errorf("query %q: %w", query, &boundedError{c.secrets.Error(err)})
 		}
 		return v, nil
 	case nil:
