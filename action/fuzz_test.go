@@ -14,23 +14,31 @@ import (
 const fuzzPolicy = "apiVersion: phaseguard.dev/v1alpha1\nkind: Policy\nmetadata: {name: fuzz}\nspec:\n" +
 	"  windows: [{long: 5m, short: 1m, factor: 10}]\n  stages: [{name: canary, soak: 5m}]\n  slis: [{preset: drain-failure}]\n"
 
-// fuzzKubeconfig is a kubeconfig with a token, as the kubeconfig input
-// takes it.
-const fuzzKubeconfig = `apiVersion: v1
+// fuzzKubeconfigs are the kubeconfig inputs FuzzInputs picks from: none,
+// one with a token, one with a password, two that client-go refuses. The
+// kubeconfig is picked, not fuzzed: client-go's decoding would have the
+// fuzzer chase its coverage instead of this package's.
+var fuzzKubeconfigs = []string{
+	"",
+	`apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://kube.example:6443"}}]
 users: [{name: u, user: {token: kube-token-6c5d4e3f}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
-`
+`,
+	"apiVersion: v1\nkind: Config\nusers: [{name: u, user: {password: kube-pw-1a2b3c4d, username: a}}]\n",
+	"apiVersion: v1\nusers: [{name: u, user: {token: [kube-token-7e8f9a0b]}}]",
+	"{",
+}
 
 // secretInputs are the inputs whose values are credentials.
 var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHubToken, inKubeconfig, inPromURL}
 
 // FuzzInputs feeds the Action's inputs through readInputs: the Prometheus
 // URL (checkPromURL), bearer token, basic auth and headers (parseHeaders),
-// the durations (parseDuration), the kubeconfig, the GitHub token, the
-// commit and the target. Run it with
+// the durations (parseDuration), the GitHub token and the commit, with a
+// kubeconfig from fuzzKubeconfigs. Run it with
 //
 //	go test -run='^$' -fuzz='^FuzzInputs$' -fuzztime=1000000x -parallel 1 ./action/
 //
@@ -44,24 +52,26 @@ var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHub
 // (another input holds it, or it is a word of the message).
 func FuzzInputs(f *testing.F) {
 	seeds := []struct {
-		policy                                                                         bool
-		url, token, user, password, headers, promTimeout, timeout, kubeconfig, gh, sha string
+		policy                                                             bool
+		url, token, user, password, headers, promTimeout, timeout, gh, sha string
+		kubeconfig                                                         uint8
 	}{
-		{true, "https://prometheus.example:9090/prom", "tok-3f9a8b7c", "", "", "X-Scope-OrgID: tenant-1\n", "30s", "10m", "", "ghp-5e6f7a8b9c", "0123456789abcdef0123456789abcdef01234567"},
-		{true, "http://user:pw-8d7e6f5a@prometheus:9090", "", "user", "pw-8d7e6f5a", "", "1h30m", "6h1s", fuzzKubeconfig, "", ""},
-		{false, "https://p:9090/?access_token=tok-1c2d3e4f#frag", "tok-1c2d3e4f\n::set-output name=x::y", "us:er", "pw\x00-2a3b", "Authorization: Bearer tok-9a8b7c6d\nbad line\nX-Key: \x7f\n", "0s", "-1m", "apiVersion: v1\nusers: [{name: u, user: {token: [kube-token-7e]}}]", "ghp\r\n", "HEAD"},
-		{false, "http:user:pw-4e5f6a7b@p:9090", "", "u", "pw-4e5f6a7b", "X-Api-Key:   key-0f1e2d3c  \r\nX-Api-Key: key-4b5a6978\n# comment\n", "9999999999999999999h", "1y", "{", "", ""},
-		{true, "ftp://p", "", "", "", ":nameless\nName With Space: v-12345678\nCookie: session-abcdef12", "1e3", "30", "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {password: kube-pw-1a2b3c4d, username: a}}]\n", "", ""},
+		{true, "https://prometheus.example:9090/prom", "tok-3f9a8b7c", "", "", "X-Scope-OrgID: tenant-1\n", "30s", "10m", "ghp-5e6f7a8b9c", "0123456789abcdef0123456789abcdef01234567", 0},
+		{true, "http://user:pw-8d7e6f5a@prometheus:9090", "", "user", "pw-8d7e6f5a", "", "1h30m", "6h1s", "", "", 1},
+		{false, "https://p:9090/?access_token=tok-1c2d3e4f#frag", "tok-1c2d3e4f\n::set-output name=x::y", "us:er", "pw\x00-2a3b", "Authorization: Bearer tok-9a8b7c6d\nbad line\nX-Key: \x7f\n", "0s", "-1m", "ghp\r\n", "HEAD", 3},
+		{false, "http:user:pw-4e5f6a7b@p:9090", "", "u", "pw-4e5f6a7b", "X-Api-Key:   key-0f1e2d3c  \r\nX-Api-Key: key-4b5a6978\n# comment\n", "9999999999999999999h", "1y", "", "", 4},
+		{true, "ftp://p", "", "", "", ":nameless\nName With Space: v-12345678\nCookie: session-abcdef12", "1e3", "30", "", "", 2},
 	}
 	for _, s := range seeds {
-		f.Add(s.policy, s.url, s.token, s.user, s.password, s.headers, s.promTimeout, s.timeout, s.kubeconfig, s.gh, s.sha)
+		f.Add(s.policy, s.url, s.token, s.user, s.password, s.headers, s.promTimeout, s.timeout, s.gh, s.sha, s.kubeconfig)
 	}
 	workspace := f.TempDir()
 	now := time.Date(2026, 1, 1, 0, 40, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, withPolicy bool, promURL, token, user, password, headers, promTimeout, timeout, kubeconfig, gh, sha string) {
-		if len(promURL)+len(token)+len(user)+len(password)+len(headers)+len(promTimeout)+len(timeout)+len(kubeconfig)+len(gh)+len(sha) > 64<<10 {
+	f.Fuzz(func(t *testing.T, withPolicy bool, promURL, token, user, password, headers, promTimeout, timeout, gh, sha string, kc uint8) {
+		if len(promURL)+len(token)+len(user)+len(password)+len(headers)+len(promTimeout)+len(timeout)+len(gh)+len(sha) > 64<<10 {
 			t.Skip()
 		}
+		kubeconfig := fuzzKubeconfigs[int(kc)%len(fuzzKubeconfigs)]
 		policy := "missing.yaml" // refused at once: nothing to compile
 		if withPolicy {
 			policy = fuzzPolicy
