@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs the Go native fuzz targets (func FuzzXxx(f *testing.F) in each
+# package's fuzz_test.go) one after the other, each for $FUZZTIME, and
+# fails if any fails. Each run starts with the target's seed corpus (its
+# f.Add seeds and testdata/fuzz/<target>/), so a regression there fails at
+# once; an input that fails is written to testdata/fuzz/<target>/, where,
+# committed, it stays a regression test of `go test`.
+#
+#   scripts/fuzz.sh                      every target, 5 s each (CI)
+#   FUZZTIME=1000000x scripts/fuzz.sh    the long run: a million executions each
+#   scripts/fuzz.sh FuzzQuery policies   only the targets named, or of the packages named
+#
+# FUZZTIME is go test's -fuzztime (a duration, or a count such as 1000000x);
+# FUZZPARALLEL its -parallel, the fuzzing processes per target (default 1:
+# the machine running it is shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime=${FUZZTIME:-5s}
+parallel=${FUZZPARALLEL:-1}
+
+args=("$@")
+
+# wanted reports whether target, of the package in directory dir, is asked
+# for: every target when no argument names one.
+wanted() {
+	local dir=$1 target=$2 arg
+	((${#args[@]} == 0)) && return 0
+	for arg in "${args[@]}"; do
+		arg=${arg#./}
+		[[ $arg == "$target" || ${arg%/} == "$dir" ]] && return 0
+	done
+	return 1
+}
+
+ran=0
+failed=()
+while IFS= read -r file; do
+	dir=$(dirname "${file#./}")
+	while IFS= read -r target; do
+		wanted "$dir" "$target" || continue
+		ran=$((ran + 1))
+		echo "== fuzz $target ./$dir/ ($fuzztime)"
+		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -parallel "$parallel" "./$dir/"; then
+			failed+=("$target ./$dir/")
+		fi
+	done < <(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "$file")
+done < <(find . -name fuzz_test.go -not -path './.git/*' | sort)
+
+if ((ran == 0)); then
+	echo "fuzz: no target matches: $*" >&2
+	exit 1
+fi
+if ((${#failed[@]})); then
+	echo "fuzz: ${#failed[@]} of $ran targets failed:" >&2
+	printf '  %s\n' "${failed[@]}" >&2
+	exit 1
+fi
+echo "fuzz: $ran targets passed ($fuzztime each)"
