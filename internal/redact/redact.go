@@ -23,11 +23,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/phaseguard/phaseguard/internal/regularfile"
 )
 
 // Mark replaces every secret value.
@@ -46,10 +47,10 @@ const minLineLen = 8
 // Set is a set of secret values. It is safe for concurrent use; values are
 // only ever added.
 type Set struct {
-	mu       sync.RWMutex
-	values   map[string]struct{}
-	replacer *strings.Replacer // nil until the first String after an Add
-	longest  int               // bytes of the longest value
+	mu      sync.RWMutex
+	values  map[string]struct{}
+	sorted  []string // the values, longest first; nil until the first String after an Add
+	longest int      // bytes of the longest value
 }
 
 // New returns a Set holding values (see Add).
@@ -105,7 +106,7 @@ func (s *Set) addForms(forms []string) {
 			continue
 		}
 		s.values[f] = struct{}{}
-		s.replacer = nil
+		s.sorted = nil
 		s.longest = max(s.longest, len(f))
 	}
 }
@@ -134,16 +135,17 @@ const maxFile = 64 << 10
 // uses the file says why). Clients read such files again at each request,
 // so that a rotated credential works; what a request sends must be
 // learned from the request too.
+//
+// Only a regular file is read: opening a named pipe would wait for a
+// writer, /dev/zero would never end.
 func ReadFile(name string) string {
 	if name == "" {
 		return ""
 	}
-	f, err := os.Open(name)
+	b, err := regularfile.Read(name, maxFile)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	b, _ := io.ReadAll(io.LimitReader(f, maxFile))
 	return string(b)
 }
 
@@ -162,48 +164,73 @@ func (s *Set) Has(text string) bool {
 	return s.String(text) != text
 }
 
-// String returns text with every secret replaced by Mark. Where secrets
-// overlap, the longest one at a position is replaced.
+// String returns text with every secret replaced by Mark. Where matches
+// of several secrets overlap or touch ("tenant-abc" and
+// "abc-token-XYZ123" in "tenant-abc-token-XYZ123"), their union is
+// replaced by one Mark, so that no part of either is left.
 func (s *Set) String(text string) string {
-	r := s.replacerFor()
-	if r == nil {
+	vals := s.sortedValues()
+	if len(vals) == 0 || text == "" {
 		return text
 	}
-	return r.Replace(text)
+	var spans [][2]int
+	for _, v := range vals {
+		for i := 0; i+len(v) <= len(text); {
+			j := strings.Index(text[i:], v)
+			if j < 0 {
+				break
+			}
+			spans = append(spans, [2]int{i + j, i + j + len(v)})
+			i += j + 1
+		}
+	}
+	if len(spans) == 0 {
+		return text
+	}
+	slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
+	var out strings.Builder
+	last := 0 // end of the text written or marked
+	for k := 0; k < len(spans); {
+		start, end := spans[k][0], spans[k][1]
+		for k++; k < len(spans) && spans[k][0] <= end; k++ {
+			end = max(end, spans[k][1])
+		}
+		out.WriteString(text[last:start])
+		out.WriteString(Mark)
+		last = end
+	}
+	out.WriteString(text[last:])
+	return out.String()
 }
 
-func (s *Set) replacerFor() *strings.Replacer {
+// sortedValues returns the set's values, longest first, cached until the next
+// Add.
+func (s *Set) sortedValues() []string {
 	if s == nil {
 		return nil
 	}
 	s.mu.RLock()
-	r, n := s.replacer, len(s.values)
+	v, n := s.sorted, len(s.values)
 	s.mu.RUnlock()
-	if r != nil || n == 0 {
-		return r
+	if v != nil || n == 0 {
+		return v
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.replacer == nil {
+	if s.sorted == nil {
 		vals := make([]string, 0, len(s.values))
 		for v := range s.values {
 			vals = append(vals, v)
 		}
-		// strings.Replacer tries old strings in argument order at each
-		// position: longest first makes the longest match win.
 		slices.SortFunc(vals, func(a, b string) int {
 			if len(a) != len(b) {
 				return len(b) - len(a)
 			}
 			return strings.Compare(a, b)
 		})
-		pairs := make([]string, 0, 2*len(vals))
-		for _, v := range vals {
-			pairs = append(pairs, v, Mark)
-		}
-		s.replacer = strings.NewReplacer(pairs...)
+		s.sorted = vals
 	}
-	return s.replacer
+	return s.sorted
 }
 
 // Error returns err with a message redacted by s at the time it is read,

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -171,5 +174,47 @@ func TestConcurrent(t *testing.T) {
 	w.Flush()
 	if strings.Contains(buf.String(), "secret-value") {
 		t.Errorf("leak: %q", buf.String())
+	}
+}
+
+// TestOverlapping: two secrets whose matches overlap or touch are marked
+// as one span; no tail of either is left.
+func TestOverlapping(t *testing.T) {
+	t.Parallel()
+	s := New("tenant-abc", "abc-token-XYZ123", "ZZZZZZ")
+	tests := map[string]string{
+		"tenant-abc-token-XYZ123 end": Mark + " end",
+		"x tenant-abc y":              "x " + Mark + " y",
+		"abc-token-XYZ123ZZZZZZ":      Mark,
+		"ZZZZZZZ":                     Mark, // two overlapping matches
+		"no secret":                   "no secret",
+	}
+	for in, want := range tests {
+		if got := s.String(in); got != want {
+			t.Errorf("String(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestReadFile: only a regular file is read; a named pipe, a directory or
+// a missing file give "" at once.
+func TestReadFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "token")
+	if err := os.WriteFile(p, []byte("tok-123456\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := ReadFile(p); got != "tok-123456\n" {
+		t.Errorf("ReadFile(regular) = %q", got)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	for _, name := range []string{fifo, dir, filepath.Join(dir, "missing"), ""} {
+		if got := ReadFile(name); got != "" {
+			t.Errorf("ReadFile(%s) = %q, want nothing", name, got)
+		}
 	}
 }
