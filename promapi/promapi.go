@@ -166,7 +166,11 @@ func New(cfg Config) (*Client, error) {
 	if err := httpCfg.Validate(); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
-	rt, err := config.NewRoundTripperFromConfig(httpCfg, "phaseguard")
+	if err := CheckHTTPConfig(httpCfg); err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	rt, err := config.NewRoundTripperFromConfig(httpCfg, "phaseguard",
+		config.WithDialContextFunc(dialAllowed(allowedAddrs(cfg.URL, httpCfg))))
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}

@@ -1,6 +1,10 @@
 package promapi
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -8,6 +12,7 @@ import (
 	"github.com/prometheus/common/config"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/internal/redirect"
 )
 
 // learnSecrets adds to set every credential c configures: inline values,
@@ -47,8 +52,10 @@ func learnSecrets(set *redact.Set, c config.HTTPClientConfig) {
 		}
 	}
 	if c.HTTPHeaders != nil {
-		for _, h := range c.HTTPHeaders.Headers {
-			set.Add(h.Values...)
+		for name, h := range c.HTTPHeaders.Headers {
+			if !TenantHeaders[http.CanonicalHeaderKey(name)] {
+				set.Add(h.Values...)
+			}
 			for _, s := range h.Secrets {
 				set.Add(string(s))
 			}
@@ -70,6 +77,17 @@ func learnURL(set *redact.Set, u *url.URL) {
 	set.Add(u.User.String())
 }
 
+// TenantHeaders are the request headers that select a tenant, by
+// canonical name: identifiers, not credentials. Their plain values are
+// neither learned as secrets nor redacted (a tenant "checkout" would mark
+// every service="checkout"); a value given as a secret or a file still is.
+//   - X-Scope-Orgid: Mimir, Cortex, Loki (X-Scope-OrgID);
+//   - Thanos-Tenant: Thanos receive and query tenancy (THANOS-TENANT).
+var TenantHeaders = map[string]bool{
+	"X-Scope-Orgid": true,
+	"Thanos-Tenant": true,
+}
+
 // plainHeaders are request headers that never carry a credential; every
 // other header value a request sends is learned as a secret.
 var plainHeaders = map[string]bool{
@@ -77,6 +95,7 @@ var plainHeaders = map[string]bool{
 	"Accept-Encoding": true,
 	"Content-Length":  true,
 	"Content-Type":    true,
+	"Referer":         true, // net/http's, on a redirect: the previous URL
 	"User-Agent":      true,
 }
 
@@ -88,7 +107,7 @@ var plainHeaders = map[string]bool{
 func learnSent(set *redact.Set, req *http.Request) {
 	for ; req != nil; req = reqOf(req.Response) {
 		for name, vs := range req.Header {
-			if plainHeaders[name] {
+			if plainHeaders[name] || TenantHeaders[name] {
 				continue
 			}
 			for _, v := range vs {
@@ -125,5 +144,94 @@ func learnBasic(set *redact.Set, cred string) {
 	req := &http.Request{Header: http.Header{"Authorization": {"Basic " + cred}}}
 	if user, pass, ok := req.BasicAuth(); ok {
 		set.AddBasicAuth(user, pass)
+	}
+}
+
+// CheckHTTPConfig checks the URLs in c besides the server's own (see
+// CheckURL): proxy_url, oauth2.token_url and oauth2.proxy_url must hold
+// no user-info, query or fragment (give a proxy's credentials in
+// proxy_connect_header, an OAuth2 client secret in client_secret). Its
+// errors name the field and never quote the URL.
+func CheckHTTPConfig(c config.HTTPClientConfig) error {
+	var errs []error
+	check := func(field string, u *url.URL) {
+		switch {
+		case u == nil:
+		case u.User != nil:
+			errs = append(errs, fmt.Errorf("%s: must not hold user-info (credentials go in the HTTP settings)", field))
+		case u.RawQuery != "" || u.ForceQuery:
+			errs = append(errs, fmt.Errorf("%s: must not have a query", field))
+		case u.Fragment != "" || u.RawFragment != "":
+			errs = append(errs, fmt.Errorf("%s: must not have a fragment", field))
+		case u.Opaque != "":
+			errs = append(errs, fmt.Errorf("%s: without // there is no host", field))
+		}
+	}
+	check("proxy_url", c.ProxyURL.URL)
+	if o := c.OAuth2; o != nil {
+		if o.TokenURL != "" {
+			u, err := url.Parse(o.TokenURL)
+			if err != nil {
+				errs = append(errs, errors.New("oauth2.token_url: not a URL"))
+			} else {
+				check("oauth2.token_url", u)
+			}
+		}
+		check("oauth2.proxy_url", o.ProxyURL.URL)
+	}
+	return errors.Join(errs...)
+}
+
+// allowedAddrs returns the host:port addresses a client configured with
+// base and c may dial: the server's, the OAuth2 token endpoint's, and the
+// proxies', configured or from the environment.
+func allowedAddrs(base string, c config.HTTPClientConfig) map[string]bool {
+	out := map[string]bool{}
+	add := func(u *url.URL) {
+		if u == nil || u.Host == "" {
+			return
+		}
+		// The address net/http dials: host and port, the scheme's default
+		// port written out, an IPv6 host bracketed.
+		o := redirect.Origin(u)
+		out[net.JoinHostPort(u.Hostname(), o[strings.LastIndexByte(o, ':')+1:])] = true
+	}
+	targets := []string{base}
+	if c.OAuth2 != nil {
+		targets = append(targets, c.OAuth2.TokenURL)
+		add(c.OAuth2.ProxyURL.URL)
+	}
+	add(c.ProxyURL.URL)
+	for _, t := range targets {
+		u, err := url.Parse(t)
+		if err != nil {
+			continue
+		}
+		add(u)
+		if c.ProxyFromEnvironment || (c.OAuth2 != nil && c.OAuth2.ProxyFromEnvironment) {
+			if p, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err == nil {
+				add(p)
+			}
+		}
+	}
+	return out
+}
+
+// ErrDialRefused is wrapped by the error of a connection to an address
+// the client was not configured for: a redirect of the OAuth2 token
+// request (prometheus/common follows those itself) to another host or
+// port.
+var ErrDialRefused = errors.New("connection refused by phaseguard")
+
+// dialAllowed returns a dialer that connects only to the addresses in
+// allowed, so that no request (a redirected token request carrying the
+// client secret) reaches a server the configuration did not name.
+func dialAllowed(allowed map[string]bool) config.DialContextFunc {
+	var d net.Dialer
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if !allowed[addr] {
+			return nil, fmt.Errorf("%w: %s is not the server, token endpoint or proxy configured; credentials are sent only there", ErrDialRefused, addr)
+		}
+		return d.DialContext(ctx, network, addr)
 	}
 }

@@ -2,9 +2,12 @@ package promapi
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +51,9 @@ func TestEchoedCredentialsRedacted(t *testing.T) {
 		{"header secret, file and value", config.HTTPClientConfig{HTTPHeaders: &config.Headers{Headers: map[string]config.Header{
 			"X-Api-Key":     {Secrets: []config.Secret{"hdr-secret-1a2b3c"}},
 			"X-Other-Key":   {Files: []string{write("hdr", "hdr-file-4d5e6f")}},
-			"X-Scope-OrgID": {Values: []string{"tenant-7g8h9i"}},
-		}}}, []string{"hdr-secret-1a2b3c", "hdr-file-4d5e6f", "tenant-7g8h9i"}},
+			"X-Plain-Key":   {Values: []string{"plain-7g8h9i"}},
+			"X-Scope-OrgID": {Values: []string{"checkout"}}, // a tenant: shown as is
+		}}}, []string{"hdr-secret-1a2b3c", "hdr-file-4d5e6f", "plain-7g8h9i"}},
 		{"oauth2 access token", config.HTTPClientConfig{OAuth2: &config.OAuth2{ClientID: "id", ClientSecret: "client-secret-0a9b", TokenURL: tokenSrv.URL}}, []string{"oauth-access-7e1f0c2b9d", "client-secret-0a9b"}},
 	}
 	for _, tt := range tests {
@@ -72,6 +76,9 @@ func TestEchoedCredentialsRedacted(t *testing.T) {
 					// A plain 502 body is not quoted at all; every other
 					// echo is, with the credential marked.
 					t.Errorf("error has no %s where the echo was: %s", redact.Mark, msg)
+				}
+				if set.Has("checkout") {
+					t.Error("a tenant header's value was learned as a secret")
 				}
 				if c.Secrets() != set || !set.Has(tt.secrets[0]) {
 					t.Errorf("the caller's set did not learn %q", tt.secrets[0])
@@ -133,5 +140,73 @@ func TestRedirects(t *testing.T) {
 	defer mu.Unlock()
 	if len(otherGot) > 0 {
 		t.Errorf("the other server got %d requests (Authorization %q)", len(otherGot), otherGot)
+	}
+}
+
+// TestOAuth2TokenRedirect: prometheus/common follows a redirect of the
+// OAuth2 token request itself; the client secret it carries never
+// reaches another port or host (the dialer refuses any address the
+// configuration does not name).
+func TestOAuth2TokenRedirect(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(body)+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"stolen-access","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(other.Close)
+	token := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/token", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(token.Close)
+	prom := promapitest.ServeEcho(t, promapitest.EchoError)
+	c := newClient(t, prom.URL, Config{Retries: -1, HTTP: config.HTTPClientConfig{
+		OAuth2: &config.OAuth2{ClientID: "id", ClientSecret: "client-secret-redirected", TokenURL: token.URL + "/token"}}})
+	_, err := c.Query(t.Context(), "up", evalTime)
+	if err == nil || !errors.Is(err, ErrDialRefused) {
+		t.Errorf("Query through a redirected token request: %v, want %v", err, ErrDialRefused)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) > 0 {
+		t.Errorf("the other server got the token request: %q", got)
+	}
+}
+
+// TestCheckHTTPConfig: proxy and token URLs holding credentials or
+// parameters are refused, naming the field, quoting nothing.
+func TestCheckHTTPConfig(t *testing.T) {
+	t.Parallel()
+	mustURL := func(raw string) config.URL {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return config.URL{URL: u}
+	}
+	tests := []struct {
+		name string
+		http config.HTTPClientConfig
+		want string
+	}{
+		{"proxy user-info", config.HTTPClientConfig{ProxyConfig: config.ProxyConfig{ProxyURL: mustURL("http://u:hunter2-pw@proxy:3128")}}, "proxy_url: must not hold user-info"},
+		{"token query", config.HTTPClientConfig{OAuth2: &config.OAuth2{ClientID: "i", TokenURL: "https://idp/token?client_secret=hunter2-q"}}, "oauth2.token_url: must not have a query"},
+		{"token user-info", config.HTTPClientConfig{OAuth2: &config.OAuth2{ClientID: "i", TokenURL: "https://u:hunter2-u@idp/token"}}, "oauth2.token_url: must not hold user-info"},
+		{"token unparsable", config.HTTPClientConfig{OAuth2: &config.OAuth2{ClientID: "i", TokenURL: "http://u:hunter2-x@idp:bad port/"}}, "oauth2.token_url: not a URL"},
+		{"oauth2 proxy", config.HTTPClientConfig{OAuth2: &config.OAuth2{ClientID: "i", TokenURL: "https://idp/t", ProxyConfig: config.ProxyConfig{ProxyURL: mustURL("http://p:3128/#hunter2-f")}}}, "oauth2.proxy_url: must not have a fragment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := New(Config{URL: "http://prom:9090", HTTP: tt.http})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("New: %v, want %q without the secret", err, tt.want)
+			}
+		})
 	}
 }
