@@ -37,6 +37,13 @@ func learnSecrets(set *redact.Set, c config.HTTPClientConfig) {
 	if o := c.OAuth2; o != nil {
 		set.Add(string(o.ClientSecret), file(o.ClientSecretFile),
 			string(o.ClientCertificateKey), file(o.ClientCertificateKeyFile))
+		// The token request's Authorization header: Basic of the
+		// URL-escaped id and secret (RFC 6749, section 2.3.1).
+		for _, secret := range []string{string(o.ClientSecret), file(o.ClientSecretFile)} {
+			secret = strings.TrimSpace(secret)
+			set.AddBasicAuth(o.ClientID, secret)
+			set.AddBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(secret))
+		}
 		if o.ProxyURL.URL != nil {
 			learnURL(set, o.ProxyURL.URL)
 		}

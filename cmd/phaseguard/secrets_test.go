@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/phaseguard/phaseguard/internal/redact"
@@ -101,6 +102,51 @@ func TestPrometheusURLRefused(t *testing.T) {
 			}
 			if strings.Contains(out+errOut, "hunter2") {
 				t.Errorf("output shows the secret: %s%s", out, errOut)
+			}
+		})
+	}
+}
+
+// TestHostileCredentialFiles: a named pipe, /dev/zero or a directory as a
+// credential file is refused at once, naming the flag; an HTTP settings
+// file whose YAML or URLs do not parse is refused without quoting them.
+func TestHostileCredentialFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badProxy := filepath.Join(dir, "proxy.yaml")
+	os.WriteFile(badProxy, []byte("proxy_url: http://u:hunter2-proxy@h:bad port\n"), 0o600)
+	badType := filepath.Join(dir, "type.yaml")
+	os.WriteFile(badType, []byte("follow_redirects: hunter2-bool\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"http-config fifo", []string{"--http-config", fifo}, "--http-config " + fifo + ": refused: not a regular file (a named pipe)"},
+		{"http-config /dev/zero", []string{"--http-config", "/dev/zero"}, "refused: not a regular file (a device)"},
+		{"http-config directory", []string{"--http-config", dir}, "refused: not a regular file (a directory)"},
+		{"bearer fifo", []string{"--bearer-token-file", fifo}, "--bearer-token-file " + fifo + ": refused: not a regular file (a named pipe)"},
+		{"bad proxy url", []string{"--http-config", badProxy}, "--http-config " + badProxy + ": "},
+		{"bad yaml value", []string{"--http-config", badType}, "--http-config " + badType + ": "},
+		{"header without colon", []string{"--header", "X-Api-Key=hunter2-header"}, "want 'Name: value'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"evaluate", "--prometheus", "http://127.0.0.1:1", "--canary-hash", "6f9c7d5b8", "--timeout", "2s"}, tt.args...)
+			code, out, errOut := runCLI(t, args...)
+			if code != exitError && code != exitUsage {
+				t.Errorf("exit %d, want an error", code)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr %q, want %q", errOut, tt.want)
+			}
+			if strings.Contains(out+errOut, "hunter2") {
+				t.Errorf("output quotes the file's secret: %s%s", out, errOut)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/internal/regularfile"
 	"github.com/phaseguard/phaseguard/policies"
 	"github.com/phaseguard/phaseguard/promapi"
 	"github.com/phaseguard/phaseguard/replay"
@@ -54,16 +56,31 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.output, "output", "text", "output format: text or json")
 }
 
-// headerFlag collects repeated --header flags.
-type headerFlag []string
+// headerFlag collects repeated --header flags. A value without a colon
+// is kept as a problem reported by open: the flag package's own error
+// would quote the value, which may be a credential.
+type headerFlag struct {
+	lines []string
+	bad   int // values without a colon
+}
 
-func (h *headerFlag) String() string { return strings.Join(*h, ", ") }
+// String shows the header names only.
+func (h *headerFlag) String() string {
+	names := make([]string, 0, len(h.lines))
+	for _, l := range h.lines {
+		name, _, _ := strings.Cut(l, ":")
+		names = append(names, name)
+	}
+	return strings.Join(names, ", ")
+}
+
 func (h *headerFlag) Set(v string) error {
 	name, _, ok := strings.Cut(v, ":")
 	if !ok || strings.TrimSpace(name) == "" {
-		return fmt.Errorf("want 'Name: value', got %q", v)
+		h.bad++
+		return nil
 	}
-	*h = append(*h, v)
+	h.lines = append(h.lines, v)
 	return nil
 }
 
@@ -127,23 +144,29 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 	}
 	cfg := config.DefaultHTTPClientConfig
 	if t.httpConfig != "" {
-		c, _, err := config.LoadHTTPConfigFile(t.httpConfig)
+		c, err := loadHTTPConfig(t.httpConfig)
 		if err != nil {
-			// YAML errors quote the value they could not use, which in
-			// this file may be a credential.
-			msg := yamlQuoted.ReplaceAllString(err.Error(), "`…`")
-			return nil, nil, fmt.Errorf("--http-config %s: %s", t.httpConfig, msg)
+			return nil, nil, err
 		}
 		cfg = *c
 	}
 	if t.bearerTokenFile != "" {
+		// Read again at each request by prometheus/common; checked here
+		// so that a named pipe or /dev/zero is refused, not waited on.
+		if _, err := regularfile.Read(t.bearerTokenFile, maxCredentialFile); err != nil {
+			return nil, nil, fmt.Errorf("--bearer-token-file %s: %w", t.bearerTokenFile, err)
+		}
 		cfg.Authorization = &config.Authorization{Type: "Bearer", CredentialsFile: t.bearerTokenFile}
 	}
-	if len(t.headers) > 0 {
+	if t.headers.bad > 0 {
+		// The value may be a credential: never repeat it.
+		return nil, nil, fmt.Errorf("--header: %d value(s) without a colon: want 'Name: value'", t.headers.bad)
+	}
+	if len(t.headers.lines) > 0 {
 		if cfg.HTTPHeaders == nil {
 			cfg.HTTPHeaders = &config.Headers{Headers: map[string]config.Header{}}
 		}
-		for _, h := range t.headers {
+		for _, h := range t.headers.lines {
 			name, value, _ := strings.Cut(h, ":")
 			name = strings.TrimSpace(name)
 			hv := cfg.HTTPHeaders.Headers[name]
@@ -154,6 +177,9 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("prometheus http settings: %w", err)
 	}
+	if err := promapi.CheckHTTPConfig(cfg); err != nil {
+		return nil, nil, fmt.Errorf("--http-config %s: %w", t.httpConfig, err)
+	}
 	c, err := promapi.New(promapi.Config{URL: t.prometheus, HTTP: cfg, Timeout: t.timeout, Redact: secrets})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--prometheus: %w", err)
@@ -161,8 +187,32 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 	return &source{querier: c}, p, nil
 }
 
-// yamlQuoted is a value quoted in a YAML error.
-var yamlQuoted = regexp.MustCompile("`[^`]*`")
+// Bounds of the files the HTTP settings come from.
+const (
+	maxHTTPConfigFile = 1 << 20
+	maxCredentialFile = 64 << 10
+)
+
+// quoted is a value quoted in an error: in backquotes by YAML, in double
+// quotes by url.Parse (`parse "http://u:password@h:bad port"`).
+var quoted = regexp.MustCompile("`[^`]*`|\"(?:[^\"\\\\]|\\\\.)*\"")
+
+// loadHTTPConfig reads Prometheus HTTP client settings from a regular file
+// of at most 1 MiB (a named pipe would hang, /dev/zero fill memory), with
+// file names relative to its directory, as LoadHTTPConfigFile does. Its
+// errors quote no value of the file: it holds credentials.
+func loadHTTPConfig(path string) (*config.HTTPClientConfig, error) {
+	data, err := regularfile.Read(path, maxHTTPConfigFile)
+	if err != nil {
+		return nil, fmt.Errorf("--http-config %s: %w", path, err)
+	}
+	c, err := config.LoadHTTPConfig(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("--http-config %s: %s", path, quoted.ReplaceAllString(err.Error(), "…"))
+	}
+	c.SetDirectory(filepath.Dir(path))
+	return c, nil
+}
 
 // openReplay loads an OpenMetrics file, or a bundled scenario by name.
 func openReplay(ref string) (*source, error) {
