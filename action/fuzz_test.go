@@ -8,12 +8,6 @@ import (
 	"time"
 )
 
-// fuzzPolicy is the policy FuzzInputs loads when asked to: inline, one
-// stage, one SLI, one window pair, so that a look at every other input
-// costs a fraction of a millisecond.
-const fuzzPolicy = "apiVersion: phaseguard.dev/v1alpha1\nkind: Policy\nmetadata: {name: fuzz}\nspec:\n" +
-	"  windows: [{long: 5m, short: 1m, factor: 10}]\n  stages: [{name: canary, soak: 5m}]\n  slis: [{preset: drain-failure}]\n"
-
 // fuzzKubeconfigs are the kubeconfig inputs FuzzInputs picks from: none,
 // one with a token, one with a password, two that client-go refuses. The
 // kubeconfig is picked, not fuzzed: client-go's decoding would have the
@@ -38,7 +32,8 @@ var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHub
 // FuzzInputs feeds the Action's inputs through readInputs: the Prometheus
 // URL (checkPromURL), bearer token, basic auth and headers (parseHeaders),
 // the durations (parseDuration), the GitHub token and the commit, with a
-// kubeconfig from fuzzKubeconfigs. Run it with
+// kubeconfig from fuzzKubeconfigs and a policy that does not load. Run it
+// with
 //
 //	go test -run='^$' -fuzz='^FuzzInputs$' -fuzztime=1000000x -parallel 1 ./action/
 //
@@ -52,32 +47,30 @@ var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHub
 // (another input holds it, or it is a word of the message).
 func FuzzInputs(f *testing.F) {
 	seeds := []struct {
-		policy                                                             bool
 		url, token, user, password, headers, promTimeout, timeout, gh, sha string
 		kubeconfig                                                         uint8
 	}{
-		{true, "https://prometheus.example:9090/prom", "tok-3f9a8b7c", "", "", "X-Scope-OrgID: tenant-1\n", "30s", "10m", "ghp-5e6f7a8b9c", "0123456789abcdef0123456789abcdef01234567", 0},
-		{true, "http://user:pw-8d7e6f5a@prometheus:9090", "", "user", "pw-8d7e6f5a", "", "1h30m", "6h1s", "", "", 1},
-		{false, "https://p:9090/?access_token=tok-1c2d3e4f#frag", "tok-1c2d3e4f\n::set-output name=x::y", "us:er", "pw\x00-2a3b", "Authorization: Bearer tok-9a8b7c6d\nbad line\nX-Key: \x7f\n", "0s", "-1m", "ghp\r\n", "HEAD", 3},
-		{false, "http:user:pw-4e5f6a7b@p:9090", "", "u", "pw-4e5f6a7b", "X-Api-Key:   key-0f1e2d3c  \r\nX-Api-Key: key-4b5a6978\n# comment\n", "9999999999999999999h", "1y", "", "", 4},
-		{true, "ftp://p", "", "", "", ":nameless\nName With Space: v-12345678\nCookie: session-abcdef12", "1e3", "30", "", "", 2},
+		{"https://prometheus.example:9090/prom", "tok-3f9a8b7c", "", "", "X-Scope-OrgID: tenant-1\n", "30s", "10m", "ghp-5e6f7a8b9c", "0123456789abcdef0123456789abcdef01234567", 0},
+		{"http://user:pw-8d7e6f5a@prometheus:9090", "", "user", "pw-8d7e6f5a", "", "1h30m", "6h1s", "", "", 1},
+		{"https://p:9090/?access_token=tok-1c2d3e4f#frag", "tok-1c2d3e4f\n::set-output name=x::y", "us:er", "pw\x00-2a3b", "Authorization: Bearer tok-9a8b7c6d\nbad line\nX-Key: \x7f\n", "0s", "-1m", "ghp\r\n", "HEAD", 3},
+		{"http:user:pw-4e5f6a7b@p:9090", "", "u", "pw-4e5f6a7b", "X-Api-Key:   key-0f1e2d3c  \r\nX-Api-Key: key-4b5a6978\n# comment\n", "9999999999999999999h", "1y", "", "", 4},
+		{"ftp://p", "", "", "", ":nameless\nName With Space: v-12345678\nCookie: session-abcdef12", "1e3", "30", "", "", 2},
 	}
 	for _, s := range seeds {
-		f.Add(s.policy, s.url, s.token, s.user, s.password, s.headers, s.promTimeout, s.timeout, s.gh, s.sha, s.kubeconfig)
+		f.Add(s.url, s.token, s.user, s.password, s.headers, s.promTimeout, s.timeout, s.gh, s.sha, s.kubeconfig)
 	}
 	workspace := f.TempDir()
 	now := time.Date(2026, 1, 1, 0, 40, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, withPolicy bool, promURL, token, user, password, headers, promTimeout, timeout, gh, sha string, kc uint8) {
+	f.Fuzz(func(t *testing.T, promURL, token, user, password, headers, promTimeout, timeout, gh, sha string, kc uint8) {
 		if len(promURL)+len(token)+len(user)+len(password)+len(headers)+len(promTimeout)+len(timeout)+len(gh)+len(sha) > 64<<10 {
 			t.Skip()
 		}
 		kubeconfig := fuzzKubeconfigs[int(kc)%len(fuzzKubeconfigs)]
-		policy := "missing.yaml" // refused at once: nothing to compile
-		if withPolicy {
-			policy = fuzzPolicy
-		}
 		inputs := map[string]string{
-			inPolicy: policy, inStage: "canary", inService: "checkout", inNamespace: "shop", inCanaryHash: "7f8c9d6b4",
+			// A policy file the workspace does not have: refused at once,
+			// where loading one would cost a millisecond of every input
+			// and test the policies package, fuzzed on its own.
+			inPolicy: "missing.yaml", inStage: "canary", inService: "checkout", inNamespace: "shop", inCanaryHash: "7f8c9d6b4",
 			inPromURL: promURL, inPromToken: token, inPromUser: user, inPromPassword: password, inPromHeaders: headers,
 			inPromTimeout: promTimeout, inTimeout: timeout, inKubeconfig: kubeconfig, inGitHubToken: gh, inSHA: sha,
 		}
