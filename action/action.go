@@ -63,7 +63,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -532,7 +531,7 @@ func (r *run) finish(ctx context.Context) int {
 		}
 		if err := r.writeReport(v); err != nil {
 			r.broken = true
-			r.annotate("error", "phaseguard: report", err.Error())
+			r.annotate("error", "phaseguard: report not written", err.Error())
 		} else {
 			r.report = in.reportPath
 		}
@@ -622,8 +621,10 @@ func (r *run) synthetic(last *analysis.Verdict) *analysis.Verdict {
 	return v
 }
 
+// writeReport writes v, redacted, to the report-path input inside the
+// workspace (writeInWorkspace: its path is resolved again, as it may have
+// changed during the run). The error names the input.
 func (r *run) writeReport(v *analysis.Verdict) error {
-	path := filepath.Join(r.renv.workspace, r.in.reportPath)
 	// Every string of a copy is redacted, then the JSON text again.
 	c := *v
 	redactStrings(r.sec, reflect.ValueOf(&c))
@@ -631,11 +632,8 @@ func (r *run) writeReport(v *analysis.Verdict) error {
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	if err := writeFile(r.sec, path, append(data, '\n')); err != nil {
-		return fmt.Errorf("report: %w", err)
+	if err := writeInWorkspace(r.renv.workspace, r.in.reportPath, redactJSON(r.sec, append(data, '\n'))); err != nil {
+		return &InputError{Input: inReportPath, Value: r.in.reportPath, Msg: err.Error()}
 	}
 	return nil
 }

@@ -76,7 +76,12 @@ func TestWriteOutputsCannotInject(t *testing.T) {
 		if err != nil {
 			t.Fatalf("value %q: %v", v, err)
 		}
-		want := map[string]string{"reason": strings.ReplaceAll(v, "000000", redact.Mark), "verdict": "fail"}
+		// The value as redact marks it (touching matches as one mark):
+		// what matters here is that the heredocs parse to it.
+		want := map[string]string{"reason": set.String(v), "verdict": "fail"}
+		if strings.Contains(v, "000000") && !strings.Contains(want["reason"], redact.Mark) {
+			t.Fatalf("value %q: the secret was not redacted", v)
+		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("value %q: outputs (-want +got):\n%s", v, diff)
 		}

@@ -373,9 +373,11 @@ func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*input
 	if in.reportPath == "" && in.stageIndex >= 0 && in.stage.Name != "" {
 		in.reportPath = filepath.Join(".phaseguard", in.stage.Name+".json")
 	}
-	if in.reportPath != "" && (!filepath.IsLocal(in.reportPath) || hasControl(in.reportPath)) {
-		bad(inReportPath, in.reportPath, "must be a relative path inside the workspace")
-		in.reportPath = ""
+	if in.reportPath != "" {
+		if _, _, err := resolveInWorkspace(workspace, in.reportPath); err != nil {
+			bad(inReportPath, in.reportPath, "%v", err)
+			in.reportPath = ""
+		}
 	}
 	return in, errors.Join(errs...)
 }
@@ -402,7 +404,7 @@ func engineInputErrors(err error) []error {
 }
 
 // loadPolicy resolves a preset name, inline YAML or a file inside the
-// workspace.
+// workspace, symbolic links included (resolveInWorkspace).
 func loadPolicy(ref, workspace string) (*policies.Policy, error) {
 	ref = strings.TrimSpace(ref)
 	if strings.Contains(ref, "\n") || strings.HasPrefix(ref, "apiVersion") || policies.IsPreset(ref) {
@@ -411,7 +413,11 @@ func loadPolicy(ref, workspace string) (*policies.Policy, error) {
 	if !filepath.IsLocal(ref) || hasControl(ref) {
 		return nil, fmt.Errorf("%s: not a preset (%s), inline YAML or a relative path inside the workspace", quote(ref), strings.Join(policies.PresetNames(), ", "))
 	}
-	return policies.LoadFile(filepath.Join(workspace, ref))
+	root, name, err := resolveInWorkspace(workspace, ref)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", quote(ref), err)
+	}
+	return policies.LoadFile(filepath.Join(root, name))
 }
 
 // checkPromURL accepts an http(s) URL with a host and no credentials,

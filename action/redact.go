@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
 
@@ -31,7 +30,7 @@ import (
 //     returns). Only ::add-mask:: commands go around it, since they must
 //     carry the secret to the runner, which hides them;
 //   - runner files: writeOutputs ($GITHUB_OUTPUT, each value), writeSummary
-//     ($GITHUB_STEP_SUMMARY) and writeFile (the report);
+//     ($GITHUB_STEP_SUMMARY) and redactJSON (the report);
 //   - the GitHub API: redactingTransport, under the client that adds the
 //     token, redacts every request body.
 //
@@ -134,16 +133,16 @@ func redactStrings(set *redact.Set, v reflect.Value) {
 	}
 }
 
-// writeFile writes data, redacted, to path (the report). JSON whose
-// strings were redacted already (redactStrings) is written as given where
-// redacting its text would break it: a secret that matches its syntax
-// ("1" in a number) is no secret of its strings.
-func writeFile(set *redact.Set, path string, data []byte) error {
+// redactJSON returns data (the report) redacted. JSON whose strings were
+// redacted already (redactStrings) is returned as given where redacting
+// its text would break it: a secret that matches its syntax ("1" in a
+// number) is no secret of its strings.
+func redactJSON(set *redact.Set, data []byte) []byte {
 	out := []byte(set.String(string(data)))
 	if json.Valid(data) && !json.Valid(out) {
-		out = data
+		return data
 	}
-	return os.WriteFile(path, out, 0o644)
+	return out
 }
 
 // redactingTransport redacts the body of every request to the GitHub API:

@@ -67,7 +67,12 @@ func kubeConfig(kubeconfig []byte, kubeconfigEnv, workspace string, inCluster bo
 		var paths []string
 		for _, p := range filepath.SplitList(kubeconfigEnv) {
 			if !filepath.IsAbs(p) {
-				p = filepath.Join(workspace, p)
+				// Relative to the workspace, and kept inside it.
+				root, name, err := resolveInWorkspace(workspace, p)
+				if err != nil {
+					return nil, fmt.Errorf("$KUBECONFIG %s: %w", quote(p), err)
+				}
+				p = filepath.Join(root, name)
 			}
 			paths = append(paths, p)
 		}
