@@ -39,8 +39,10 @@ func TestWorkspaceSymlinksRefused(t *testing.T) {
 		created string
 	}{
 		{
-			name:  "policy file linked out",
-			setup: func(t *testing.T, ws, out string) { symlink(t, filepath.Join(out, "tok.yaml"), filepath.Join(ws, "pol.yaml")) },
+			name: "policy file linked out",
+			setup: func(t *testing.T, ws, out string) {
+				symlink(t, filepath.Join(out, "tok.yaml"), filepath.Join(ws, "pol.yaml"))
+			},
 			set:   map[string]string{"policy": "pol.yaml"},
 			input: "policy",
 		},
@@ -77,8 +79,10 @@ func TestWorkspaceSymlinksRefused(t *testing.T) {
 			created: "a",
 		},
 		{
-			name:    "report file a dangling link out",
-			setup:   func(t *testing.T, ws, out string) { symlink(t, filepath.Join(out, "r.json"), filepath.Join(ws, "r.json")) },
+			name: "report file a dangling link out",
+			setup: func(t *testing.T, ws, out string) {
+				symlink(t, filepath.Join(out, "r.json"), filepath.Join(ws, "r.json"))
+			},
 			set:     map[string]string{"report-path": "r.json"},
 			input:   "report-path",
 			created: "r.json",
@@ -97,8 +101,10 @@ func TestWorkspaceSymlinksRefused(t *testing.T) {
 			created: "canary-10.json",
 		},
 		{
-			name:  "KUBECONFIG linked out",
-			setup: func(t *testing.T, ws, out string) { symlink(t, filepath.Join(out, "kubeconfig"), filepath.Join(ws, "kc")) },
+			name: "KUBECONFIG linked out",
+			setup: func(t *testing.T, ws, out string) {
+				symlink(t, filepath.Join(out, "kubeconfig"), filepath.Join(ws, "kc"))
+			},
 			set:   map[string]string{"rollout": "checkout"},
 			env:   map[string]string{"KUBECONFIG": "kc"},
 			input: "$KUBECONFIG",
