@@ -14,8 +14,10 @@
 // validated before it reaches PromQL, the GitHub API or Kubernetes, and a
 // bad one fails the step with an error naming it. Credentials are masked
 // (::add-mask::) before anything is printed, and replaced by redact.Mark
-// in everything the step prints, writes or sends to the GitHub API, even
-// when a server quotes them back (see redact.go).
+// in the text the step prints, writes or sends to the GitHub API, even
+// when a server quotes them back; identifiers (a tenant, the ledger's
+// environment, the outputs but reason) are left as they are (see
+// redact.go). Paths in the workspace stay in it (see paths.go).
 //
 // # Stage ledger
 //
@@ -575,17 +577,19 @@ func (r *run) finish(ctx context.Context) int {
 	if r.deploymentID != 0 {
 		deployment = strconv.FormatInt(r.deploymentID, 10)
 	}
+	// Only the reason is free text; the rest is the Action's syntax or
+	// identifiers made of inputs, which later jobs use as given.
 	outs := []output{
-		{"verdict", string(r.decision)},
-		{"reason", oneLine(r.reason)},
-		{"max-burn", maxBurn},
-		{"rollback", strconv.FormatBool(r.rollback)},
-		{"rollout-aborted", strconv.FormatBool(r.aborted)},
-		{"report", r.report},
-		{"stage", stageName},
-		{"environment", r.environment},
-		{"deployment-id", deployment},
-		{"looks", strconv.Itoa(len(r.looks))},
+		{name: "verdict", value: string(r.decision), id: true},
+		{name: "reason", value: oneLine(r.reason)},
+		{name: "max-burn", value: maxBurn, id: true},
+		{name: "rollback", value: strconv.FormatBool(r.rollback), id: true},
+		{name: "rollout-aborted", value: strconv.FormatBool(r.aborted), id: true},
+		{name: "report", value: r.report, id: true},
+		{name: "stage", value: stageName, id: true},
+		{name: "environment", value: r.environment, id: true},
+		{name: "deployment-id", value: deployment, id: true},
+		{name: "looks", value: strconv.Itoa(len(r.looks)), id: true},
 	}
 	if err := writeOutputs(r.sec, r.renv.outputFile, outs); err != nil {
 		r.annotate("error", "phaseguard: outputs", err.Error())

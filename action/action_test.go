@@ -68,7 +68,7 @@ func TestWriteOutputsCannotInject(t *testing.T) {
 	set := redact.New("000000")
 	for _, v := range hostile {
 		out := filepath.Join(t.TempDir(), "out")
-		if err := writeOutputs(set, out, []output{{"reason", v}, {"verdict", "fail"}}); err != nil {
+		if err := writeOutputs(set, out, []output{{name: "reason", value: v}, {name: "verdict", value: "fail"}}); err != nil {
 			t.Fatal(err)
 		}
 		data, _ := os.ReadFile(out)
@@ -86,7 +86,7 @@ func TestWriteOutputsCannotInject(t *testing.T) {
 			t.Errorf("value %q: outputs (-want +got):\n%s", v, diff)
 		}
 	}
-	if err := writeOutputs(nil, filepath.Join(t.TempDir(), "out"), []output{{"bad\nname", "x"}}); err == nil {
+	if err := writeOutputs(nil, filepath.Join(t.TempDir(), "out"), []output{{name: "bad\nname", value: "x"}}); err == nil {
 		t.Error("an output name with a newline was written")
 	}
 }
@@ -457,10 +457,11 @@ users: [{name: u, user: {token: kube-token-7d1e9f}}]
 contexts: [{name: x, context: {cluster: c, user: u}}]
 current-context: x
 `
-	secrets := []string{testToken, "prom-token-2b8a", "tenant-secret-44", "kube-token-7d1e9f"}
+	secrets := []string{testToken, "prom-token-2b8a", "api-key-secret-44", "kube-token-7d1e9f"}
 	in := validInputs(noCalls(t, "Prometheus"))
 	in["prometheus-bearer-token"] = secrets[1]
-	in["prometheus-headers"] = "X-Scope-OrgID: " + secrets[2]
+	// A tenant is an identifier: not masked (TestTenantHeaders).
+	in["prometheus-headers"] = "X-Scope-OrgID: shop\nX-Api-Key: " + secrets[2]
 	in["rollout"], in["kubeconfig"] = "checkout", kubeconfig
 	in["timeout"] = "never" // fail before anything is called
 	s := newStep(t, in)

@@ -31,18 +31,26 @@ import (
 var outputNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 
 // output is one step output.
-type output struct{ name, value string }
+type output struct {
+	name, value string
+	// id marks an identifier (a stage, an environment, a path) made of
+	// inputs, written as given: a later job looks it up, and redacting
+	// it would break that. Other values are free text, redacted.
+	id bool
+}
 
 // writeOutputs appends outputs to the $GITHUB_OUTPUT file at path in one
-// write, each value redacted with set and between a delimiter drawn at
-// random for it.
+// write, each value between a delimiter drawn at random for it, and
+// redacted with set unless it is an identifier (output.id).
 func writeOutputs(set *redact.Set, path string, outs []output) error {
 	var b strings.Builder
 	for _, o := range outs {
 		if !outputNameRE.MatchString(o.name) {
 			return fmt.Errorf("output name %q: not a valid name", o.name)
 		}
-		o.value = set.String(o.value)
+		if !o.id {
+			o.value = set.String(o.value)
+		}
 		delim, err := delimiter()
 		if err != nil {
 			return err

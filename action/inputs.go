@@ -21,6 +21,7 @@ import (
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/policies"
+	"github.com/phaseguard/phaseguard/promapi"
 )
 
 // Input names, as in action.yml. The runner passes each as INPUT_<NAME>
@@ -194,11 +195,14 @@ func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*input
 	secret(token)
 	secret(password)
 	headersRaw := get(inPromHeaders)
-	headers, herrs := parseHeaders(headersRaw)
+	headers, unread, herrs := parseHeaders(headersRaw)
 	for _, h := range headers {
 		for _, v := range h.Secrets {
 			secret(string(v))
 		}
+	}
+	for _, v := range unread {
+		secret(v)
 	}
 	rawURL := get(inPromURL)
 	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
@@ -462,11 +466,18 @@ func redactURL(raw string) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }
 
-// parseHeaders reads "Name: value" lines. Every value is kept as a secret
-// (tenant ids and API keys alike), so it is masked and never printed.
-func parseHeaders(raw string) (map[string]config.Header, []error) {
-	var errs []error
-	out := map[string]config.Header{}
+// parseHeaders reads "Name: value" lines. The value of a tenant header
+// (promapi.TenantHeaders: X-Scope-OrgID, THANOS-TENANT) is an identifier,
+// sent as a plain value: it is neither masked nor redacted, since a tenant
+// named like the service ("checkout") would otherwise turn every
+// service="checkout", environment checkout-canary-10 and output that
+// names it into the mark. Every other value is a secret (config.Secret):
+// masked and redacted. A line that cannot be read is returned in unread,
+// whole and the part after its first ':' or '=', to be kept secret too
+// (X-Api-Key=KEY); the errors name the line by number and quote nothing
+// of it.
+func parseHeaders(raw string) (headers map[string]config.Header, unread []string, errs []error) {
+	headers = map[string]config.Header{}
 	for i, line := range strings.Split(raw, "\n") {
 		line = strings.TrimSpace(strings.TrimSuffix(line, "\r"))
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -474,24 +485,38 @@ func parseHeaders(raw string) (map[string]config.Header, []error) {
 		}
 		name, value, ok := strings.Cut(line, ":")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("line %d: "+format, append([]any{i + 1}, args...)...))
+			unread = append(unread, line)
+			if sep := strings.IndexAny(line, ":="); sep >= 0 {
+				unread = append(unread, strings.TrimSpace(line[sep+1:]))
+			}
+		}
 		switch {
+		case !ok && strings.Contains(line, "="):
+			bad("want \"Name: value\", with a colon, not '='")
+			continue
 		case !ok || !headerNameRE.MatchString(name):
-			errs = append(errs, fmt.Errorf("line %d: want \"Name: value\" with a header name of letters, digits and !#$%%&'*+.^_`|~-", i+1))
+			bad("want \"Name: value\" with a header name of letters, digits and !#$%%&'*+.^_`|~-")
 			continue
 		case checkHeaderValue(value) != nil || value == "":
-			errs = append(errs, fmt.Errorf("line %d: header %s: empty value or control characters", i+1, name))
+			bad("header %s: empty value or control characters", name)
 			continue
 		}
 		name = http.CanonicalHeaderKey(name)
 		if _, reserved := config.ReservedHeaders[name]; reserved {
-			errs = append(errs, fmt.Errorf("line %d: header %s is set by the client; use %s or %s/%s for credentials", i+1, name, inPromToken, inPromUser, inPromPassword))
+			bad("header %s is set by the client; use %s or %s/%s for credentials", name, inPromToken, inPromUser, inPromPassword)
 			continue
 		}
-		h := out[name]
-		h.Secrets = append(h.Secrets, config.Secret(value))
-		out[name] = h
+		h := headers[name]
+		if promapi.TenantHeaders[name] {
+			h.Values = append(h.Values, value)
+		} else {
+			h.Secrets = append(h.Secrets, config.Secret(value))
+		}
+		headers[name] = h
 	}
-	return out, errs
+	return headers, unread, errs
 }
 
 // checkHeaderValue rejects what cannot be sent in an HTTP header.

@@ -352,11 +352,11 @@ func testConcurrent(t *testing.T, p *scenarioServer) {
 	}
 }
 
-// testAuth puts a TLS proxy that demands a bearer token and a tenant
-// header in front of Prometheus.
+// testAuth puts a TLS proxy that demands a bearer token, a tenant header
+// and an API key header in front of Prometheus.
 func testAuth(t *testing.T, p *scenarioServer) {
 	t.Parallel()
-	const token, tenant = "prom-s3cret-token-81f2", "tenant-8c1d"
+	const token, tenant, apiKey = "prom-s3cret-token-81f2", "tenant-8c1d", "api-key-5e7a"
 	target, err := url.Parse(p.url)
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +365,7 @@ func testAuth(t *testing.T, p *scenarioServer) {
 	var mu sync.Mutex
 	var denied int
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Scope-OrgID") != tenant {
+		if r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Scope-OrgID") != tenant || r.Header.Get("X-Api-Key") != apiKey {
 			mu.Lock()
 			denied++
 			mu.Unlock()
@@ -388,30 +388,31 @@ func testAuth(t *testing.T, p *scenarioServer) {
 		return newStep(t, in).run(context.Background())
 	}
 	t.Run("credentials", func(t *testing.T) {
-		r := run(t, map[string]string{"prometheus-bearer-token": token, "prometheus-headers": "X-Scope-OrgID: " + tenant + "\n"})
+		r := run(t, map[string]string{"prometheus-bearer-token": token, "prometheus-headers": "X-Scope-OrgID: " + tenant + "\nX-Api-Key: " + apiKey + "\n"})
 		if r.code != ExitPass || r.outputs["verdict"] != "pass" {
 			t.Fatalf("exit %d, %v", r.code, r.outputs)
 		}
-		if !contains(r.masks, token) || !contains(r.masks, tenant) {
-			t.Errorf("masks %q, want the token and the header value", r.masks)
+		// The tenant is an identifier, not masked (TestTenantHeaders).
+		if !contains(r.masks, token) || !contains(r.masks, apiKey) || contains(r.masks, tenant) {
+			t.Errorf("masks %q, want the token and the API key, not the tenant", r.masks)
 		}
 		for _, line := range strings.Split(r.stdout, "\n") {
-			if (strings.Contains(line, token) || strings.Contains(line, tenant)) && !strings.HasPrefix(line, "::add-mask::") {
+			if (strings.Contains(line, token) || strings.Contains(line, apiKey)) && !strings.HasPrefix(line, "::add-mask::") {
 				t.Errorf("a credential was printed: %q", line)
 			}
 		}
-		if strings.Contains(r.summary, token) || strings.Contains(r.summary, tenant) {
+		if strings.Contains(r.summary, token) || strings.Contains(r.summary, apiKey) {
 			t.Error("a credential reached the summary")
 		}
 	})
 	t.Run("wrong token never passes", func(t *testing.T) {
-		r := run(t, map[string]string{"prometheus-bearer-token": "wrong-token-123", "prometheus-headers": "X-Scope-OrgID: " + tenant})
+		r := run(t, map[string]string{"prometheus-bearer-token": "wrong-token-123", "prometheus-headers": "X-Scope-OrgID: " + tenant + "\nX-Api-Key: " + apiKey})
 		if r.code == ExitPass || r.outputs["verdict"] != "hold" || !strings.Contains(r.outputs["reason"], "query error") {
 			t.Errorf("exit %d, %v", r.code, r.outputs)
 		}
 	})
 	t.Run("unknown CA", func(t *testing.T) {
-		r := run(t, map[string]string{"prometheus-bearer-token": token, "prometheus-headers": "X-Scope-OrgID: " + tenant, "prometheus-ca": ""})
+		r := run(t, map[string]string{"prometheus-bearer-token": token, "prometheus-headers": "X-Scope-OrgID: " + tenant + "\nX-Api-Key: " + apiKey, "prometheus-ca": ""})
 		if r.code == ExitPass || r.outputs["verdict"] != "hold" {
 			t.Errorf("exit %d, %v", r.code, r.outputs)
 		}

@@ -65,22 +65,24 @@ type ledger struct {
 	owner, repo string
 	sha         string
 	now         func() time.Time
-	// sec redacts descriptions before they are cut to GitHub's 140 bytes,
-	// which could leave a secret's head; the client's transport redacts
-	// every body again.
+	// sec redacts the free text the ledger sends, the descriptions,
+	// before they are cut to GitHub's 140 bytes (a cut secret would no
+	// longer match). Nothing else is redacted: the environment, the ref,
+	// the task and the payload are identifiers made of inputs (stage,
+	// prefix, service, hashes, policy name, run id) and syntax, which
+	// later runs look up as written; a server's text never reaches them.
 	sec *redact.Set
 	// calls counts API calls, for the log.
 	calls int
 }
 
 // newLedger returns the ledger of commit sha in owner/repo, kept through
-// the GitHub API at base with token. Every request body is redacted with
-// sec (redactingTransport, under the client that adds the token).
+// the GitHub API at base with token. Descriptions are redacted with sec.
 func newLedger(hc *http.Client, token string, base *url.URL, sec *redact.Set, owner, repo, sha string, now func() time.Time) *ledger {
 	// WithAuthToken adds the token in a transport, below net/http's
 	// stripping of Authorization on a redirect to another host: only
 	// redirects within the API's origin are followed.
-	gh := github.NewClient(redirect.Client(redactingClient(hc, sec))).WithAuthToken(token)
+	gh := github.NewClient(redirect.Client(hc)).WithAuthToken(token)
 	b := *base
 	gh.BaseURL = &b
 	gh.UserAgent = "phaseguard-action"

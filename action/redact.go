@@ -1,12 +1,7 @@
 package action
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
 	"reflect"
 	"strings"
 
@@ -17,12 +12,13 @@ import (
 
 // Secrets leave the Action nowhere. A run keeps one redact.Set holding
 // every secret input (the bearer token, the basic-auth password and the
-// Base64 of "user:password", every header value, the GitHub token, the
-// credentials of the kubeconfig input or of the client built from
-// $KUBECONFIG or the in-cluster account) and, through promapi.Config.Redact,
-// every header value the Prometheus client sent. A server that quotes a
-// request's Authorization header back in an error body or a warning is
-// thereby redacted wherever the text goes.
+// Base64 of "user:password", every header value but a tenant's, the
+// GitHub token, the credentials of the kubeconfig input or of the client
+// built from $KUBECONFIG or the in-cluster account) and, through
+// promapi.Config.Redact, every header value the Prometheus client sent but
+// a tenant's. A server that quotes a request's Authorization header back
+// in an error body or a warning is thereby redacted wherever the text
+// goes.
 //
 // Redaction happens at the sinks, which nothing else writes to:
 //
@@ -31,8 +27,12 @@ import (
 //     carry the secret to the runner, which hides them;
 //   - runner files: writeOutputs ($GITHUB_OUTPUT, each value), writeSummary
 //     ($GITHUB_STEP_SUMMARY) and redactJSON (the report);
-//   - the GitHub API: redactingTransport, under the client that adds the
-//     token, redacts every request body.
+//   - the GitHub API: the ledger redacts the free text it sends, the
+//     deployment and status descriptions. The rest of a request (the
+//     environment, the ref, the payload) is identifiers made of inputs and
+//     is sent as written: redacting it would change what later runs look
+//     up (a secret "checkout" turned environment checkout-canary-10 into
+//     [redacted]-canary-10), and no server's text reaches it.
 //
 // A producer that transforms text on its way to a sink redacts before it
 // transforms, since a transformed secret no longer matches: the job
@@ -42,11 +42,15 @@ import (
 // characters (readInputs), and workflow-command escaping (logf, annotate;
 // addSecret also adds the escaped forms).
 //
-// Every value is redacted whatever its length, as the runner masks it:
-// a header value of one character ("X-Scope-OrgID: 1") turns every "1" of
-// the log, the summary and the outputs into the mark. Only syntax is left
-// alone (output names and delimiters, JSON numbers), so that files stay
-// readable by the runner and by JSON decoders.
+// Values shorter than redact.MinLen are masked by the runner but not
+// redacted (they would mark every "1"). Tenant header values
+// (promapi.TenantHeaders) are neither: they are identifiers, and a tenant
+// named like the service would mark every mention of it. Identifiers made
+// of inputs are never redacted where something reads them back: the
+// ledger's environment, ref and payload (see ledger) and the outputs other
+// than reason (output.id). Only syntax is left alone elsewhere (output
+// names and delimiters, JSON numbers), so that files stay readable by the
+// runner and by JSON decoders.
 
 // addSecret adds each value to set with the forms the Action's own output
 // gives it: one line (oneLine), and escaped as a workflow command's message
@@ -143,57 +147,6 @@ func redactJSON(set *redact.Set, data []byte) []byte {
 		return data
 	}
 	return out
-}
-
-// redactingTransport redacts the body of every request to the GitHub API:
-// deployment descriptions and payloads (the ledger redacts them too,
-// before cutting descriptions to 140 bytes). A body that redaction would
-// make invalid JSON is not sent. It sits under the client that adds the
-// token: headers are not its business, and URLs hold only the repository,
-// the commit, ids and the environment name.
-type redactingTransport struct {
-	set  *redact.Set
-	next http.RoundTripper
-}
-
-// maxAPIBody bounds a request body read to be redacted: phaseguard's are
-// a few hundred bytes.
-const maxAPIBody = 1 << 20
-
-// RoundTrip implements http.RoundTripper.
-func (t *redactingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return t.next.RoundTrip(req)
-	}
-	data, err := io.ReadAll(io.LimitReader(req.Body, maxAPIBody+1))
-	req.Body.Close()
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("read request body: %w", err)
-	case len(data) > maxAPIBody:
-		return nil, fmt.Errorf("request body over %d bytes: not sent", maxAPIBody)
-	}
-	body := []byte(t.set.String(string(data)))
-	if json.Valid(data) && !json.Valid(body) {
-		return nil, errors.New("request not sent: redacting a secret would leave invalid JSON")
-	}
-	out := req.Clone(req.Context())
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.ContentLength = int64(len(body))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	return t.next.RoundTrip(out)
-}
-
-// redactingClient returns a copy of c whose transport redacts request
-// bodies with set.
-func redactingClient(c *http.Client, set *redact.Set) *http.Client {
-	out := *c
-	next := c.Transport
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	out.Transport = &redactingTransport{set: set, next: next}
-	return &out
 }
 
 // kubeSecretsOf returns the credentials a Kubernetes client configuration

@@ -220,7 +220,8 @@ func masksOf(secrets leakSecrets) []string {
 
 // TestSecretsNeverLeave runs the Action with a random secret in every
 // credential input (bearer token or basic-auth password, two header
-// values, github-token, the kubeconfig's token) against servers that quote
+// values, github-token, the kubeconfig's token) and a tenant header, an
+// identifier sent as it is (TestTenantHeaders), against servers that quote
 // every request header back: a Prometheus-compatible API (as an error, a
 // warning, a label value and a plain-text body; promapitest.Echo) and a
 // Kubernetes API refusing the rollback with the headers in its Status.
@@ -234,7 +235,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	inputsFor := func(prom, auth string, sec leakSecrets) map[string]string {
 		in := validInputs(prom)
 		in["github-token"] = sec["github-token"]
-		in["prometheus-headers"] = "X-Scope-OrgID: " + sec["tenant"] + "\nX-Api-Key: " + sec["api-key"]
+		in["prometheus-headers"] = "X-Scope-OrgID: shop\nX-Auth-Token: " + sec["header"] + "\nX-Api-Key: " + sec["api-key"]
 		switch auth {
 		case "bearer":
 			in["prometheus-bearer-token"] = sec["prometheus"]
@@ -265,7 +266,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 		for _, way := range []string{promapitest.EchoError, promapitest.EchoWarning, promapitest.EchoLabel, promapitest.EchoBody} {
 			t.Run("prometheus "+auth+" "+way, func(t *testing.T) {
 				t.Parallel()
-				sec := newLeakSecrets(t, "prometheus", "tenant", "api-key", "github-token", "kube")
+				sec := newLeakSecrets(t, "prometheus", "header", "api-key", "github-token", "kube")
 				echo := promapitest.ServeEcho(t, way)
 				gh := newFakeGitHub(t, newFakeClock(time.Now()))
 				gh.token = sec["github-token"]
@@ -283,7 +284,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 				if auth == "basic" {
 					wantAuth = "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+sec["prometheus"]))
 				}
-				if sent.Get("Authorization") != wantAuth || sent.Get("X-Scope-OrgID") != sec["tenant"] || sent.Get("X-Api-Key") != sec["api-key"] {
+				if sent.Get("Authorization") != wantAuth || sent.Get("X-Scope-OrgID") != "shop" || sent.Get("X-Auth-Token") != sec["header"] || sent.Get("X-Api-Key") != sec["api-key"] {
 					t.Fatalf("Prometheus did not get the configured credentials: %v", sent)
 				}
 				if v := lr.r.outputs["verdict"]; v == "pass" {
@@ -306,7 +307,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	// refused before a look, and the reason is the report's too.
 	t.Run("github", func(t *testing.T) {
 		t.Parallel()
-		sec := newLeakSecrets(t, "prometheus", "tenant", "api-key", "github-token", "kube")
+		sec := newLeakSecrets(t, "prometheus", "header", "api-key", "github-token", "kube")
 		gh := newFakeGitHub(t, newFakeClock(time.Now()))
 		gh.token, gh.echo = sec["github-token"], true
 		s := newStep(t, inputsFor(noCalls(t, "Prometheus"), "bearer", sec))
@@ -328,7 +329,7 @@ func TestSecretsNeverLeave(t *testing.T) {
 	for _, source := range []string{"input", "KUBECONFIG"} {
 		t.Run("kubernetes "+source, func(t *testing.T) {
 			t.Parallel()
-			sec := newLeakSecrets(t, "prometheus", "tenant", "api-key", "github-token", "kube")
+			sec := newLeakSecrets(t, "prometheus", "header", "api-key", "github-token", "kube")
 			clock := newFakeClock(drain.now())
 			gh := newFakeGitHub(t, clock)
 			gh.token = sec["github-token"]
@@ -368,9 +369,9 @@ func TestSecretsNeverLeave(t *testing.T) {
 	}
 }
 
-// TestLedgerRedacts: a description that quotes a secret at its start
-// reaches GitHub redacted, not cut inside the secret, and the transport
-// redacts a body the ledger did not (a payload field).
+// TestLedgerRedacts: a description that quotes a secret near its end
+// reaches GitHub redacted, not cut inside the secret, in the deployment
+// and in its status (TestLedgerKeepsStructure: the rest is sent as given).
 func TestLedgerRedacts(t *testing.T) {
 	t.Parallel()
 	sec := newLeakSecrets(t, "prometheus")
@@ -381,7 +382,7 @@ func TestLedgerRedacts(t *testing.T) {
 	// The cut at 140 bytes (137 and "…") would keep the name and 12 hex
 	// digits of the secret's random part.
 	desc := strings.Repeat("x", 137-len("prometheus-")-12) + sec["prometheus"]
-	d, err := l.create(context.Background(), "canary-10", desc, payload{Tool: "phaseguard", Service: "quoted " + sec["prometheus"]}, false, "")
+	d, err := l.create(context.Background(), "canary-10", desc, payload{Tool: "phaseguard", Service: "checkout"}, false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,8 +398,8 @@ func TestLedgerRedacts(t *testing.T) {
 	for _, c := range gh.writes() {
 		marks += strings.Count(c.Raw, redact.Mark)
 	}
-	if marks < 3 {
-		t.Errorf("%d marks in the bodies written, want one per description and one in the payload:\n%v", marks, gh.writes())
+	if marks != 2 {
+		t.Errorf("%d marks in the bodies written, want one per description that quoted the secret:\n%v", marks, gh.writes())
 	}
 }
 
