@@ -59,6 +59,11 @@ type Connection struct {
 	// HTTP is how to reach URL. It defaults as in Prometheus
 	// (config.DefaultHTTPClientConfig: follow redirects, HTTP/2).
 	HTTP config.HTTPClientConfig `yaml:",inline"`
+
+	// secrets are the connection's credentials and, once a client uses
+	// it, every header value the client sends: what a measurement through
+	// the connection is redacted with.
+	secrets *redact.Set
 }
 
 // UnmarshalYAML applies Prometheus' HTTP defaults before decoding, as
@@ -75,65 +80,78 @@ type connectionsFile struct {
 	Connections []Connection `yaml:"connections"`
 }
 
-// yamlQuoteRE matches what go-yaml quotes of a value in an error
-// ("cannot unmarshal !!str `hunter2...`"): part of a secret, maybe.
-var yamlQuoteRE = regexp.MustCompile("`[^`]*`")
-
 // ParseConnections decodes a connections file strictly (an unknown field
 // is an error naming it), applies Prometheus' HTTP defaults, makes
 // relative file names relative to dir, and validates every connection,
-// building its client once (TLS files, proxy). Every credential the
-// connections hold, inline or in the files they name, is added to
-// secrets. The error lists every problem, each naming its connection
-// and field, and quotes no value of the file.
+// building its client once (TLS files, proxy). Every credential a
+// connection holds, inline or in the files it names, is added to the
+// connection's own set (what its measurements are redacted with) and to
+// secrets (what the plugin's log is redacted with).
+//
+// The error lists every problem, each naming its connection (by index,
+// and by name once the name is valid) and field, and quotes no value of
+// the file: a YAML error keeps its line and what was wanted, a URL error
+// its field and reason. The file holds credentials, and its errors are
+// logged.
 func ParseConnections(data []byte, dir string, secrets *redact.Set) (map[string]*Connection, error) {
 	var f connectionsFile
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
-		return nil, errors.New(yamlQuoteRE.ReplaceAllString(err.Error(), "`…`"))
+		return nil, yamlError(err)
 	}
 	var errs []error
 	byName := make(map[string]*Connection, len(f.Connections))
 	for i := range f.Connections {
 		c := &f.Connections[i]
+		nameOK := connectionNameRE.MatchString(c.Name) && len(c.Name) <= 63
 		at := fmt.Sprintf("connections[%d]", i)
-		if c.Name != "" {
+		if nameOK {
 			at = fmt.Sprintf("connections[%d] (%s)", i, c.Name)
 		}
 		bad := func(field string, err error) { errs = append(errs, fmt.Errorf("%s.%s: %w", at, field, err)) }
 		switch {
 		case c.Name == "":
 			bad("name", errors.New("required"))
-		case !connectionNameRE.MatchString(c.Name) || len(c.Name) > 63:
-			bad("name", fmt.Errorf("%q: want a DNS-1123 label (lower-case letters, digits, '-')", c.Name))
+		case !nameOK:
+			bad("name", errors.New("want a DNS-1123 label (lower-case letters, digits, '-'; at most 63)"))
 		case byName[c.Name] != nil:
-			bad("name", fmt.Errorf("%q: defined twice", c.Name))
+			bad("name", errors.New("defined twice"))
 		}
 		urlErr := promapi.CheckURL(c.URL)
 		if urlErr != nil {
-			bad("url", urlErr)
+			// CheckURL quotes the URL's scheme, host and path.
+			bad("url", errors.New(unquote(urlErr.Error())))
 		}
-		if u := c.HTTP.ProxyURL.URL; u != nil {
-			if err := checkProxyURL(u); err != nil {
-				bad("proxy_url", err)
-			}
+		// proxy_url, oauth2.token_url and oauth2.proxy_url: no user-info,
+		// query or fragment. Its errors begin with the field and quote
+		// nothing.
+		httpErr := promapi.CheckHTTPConfig(c.HTTP)
+		for _, err := range unjoin(httpErr) {
+			errs = append(errs, fmt.Errorf("%s.%w", at, err))
+		}
+		if u := c.HTTP.ProxyURL.URL; httpErr == nil && u != nil && u.Host == "" {
+			bad("proxy_url", errors.New("host must be set"))
 		}
 		for j, ns := range c.Namespaces {
 			if !connectionNameRE.MatchString(ns) || len(ns) > 63 {
-				bad(fmt.Sprintf("namespaces[%d]", j), fmt.Errorf("%q: not a namespace", ns))
+				bad(fmt.Sprintf("namespaces[%d]", j), errors.New("not a namespace (want a DNS-1123 label)"))
 			}
 		}
+		c.secrets = redact.New()
 		c.HTTP.SetDirectory(dir)
 		if err := c.HTTP.Validate(); err != nil {
+			// prometheus/common's messages are fixed texts naming fields.
 			errs = append(errs, fmt.Errorf("%s: %w", at, err))
-		} else if urlErr == nil {
+		} else if urlErr == nil && httpErr == nil {
 			// Building the client reads the TLS files and learns every
-			// credential into secrets; the client itself is not kept.
-			if _, err := promapi.New(promapi.Config{URL: c.URL, HTTP: c.HTTP, Redact: secrets}); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", at, secrets.Error(err)))
+			// credential into the connection's set; the client itself is
+			// not kept.
+			if _, err := promapi.New(promapi.Config{URL: c.URL, HTTP: c.HTTP, Redact: c.secrets}); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %s", at, unquote(c.secrets.String(err.Error()))))
 			}
 		}
-		learnOAuth2(secrets, c.HTTP.OAuth2)
-		if c.Name != "" && byName[c.Name] == nil {
+		learnOAuth2(c.secrets, c.HTTP.OAuth2)
+		secrets.AddSet(c.secrets)
+		if nameOK && byName[c.Name] == nil {
 			byName[c.Name] = c
 		}
 	}
@@ -158,22 +176,85 @@ func learnOAuth2(secrets *redact.Set, o *config.OAuth2) {
 	}
 }
 
-// checkProxyURL refuses a proxy URL with user-info, a query or a
-// fragment, without quoting them: the proxy's credentials go in
-// proxy_connect_header.
-func checkProxyURL(u *url.URL) error {
-	shown := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	switch {
-	case u.User != nil:
-		return fmt.Errorf("%q: must not hold user-info (use proxy_connect_header)", shown.String())
-	case u.RawQuery != "" || u.ForceQuery:
-		return fmt.Errorf("%q: must not have a query", shown.String())
-	case u.Fragment != "":
-		return fmt.Errorf("%q: must not have a fragment", shown.String())
-	case u.Host == "":
-		return fmt.Errorf("%q: host must be set", shown.String())
+// unjoin returns the errors errors.Join joined into err, or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// quotedRE matches what an error quotes: a Go-quoted string (url.Parse's
+// `parse "http://u:password@h:bad port"`, CheckURL's scheme, host and
+// path) or a backquoted one.
+var quotedRE = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`")
+
+// unquote replaces every quoted text of msg by "…".
+func unquote(msg string) string { return quotedRE.ReplaceAllString(msg, `"…"`) }
+
+// Problems go-yaml reports in a *yaml.TypeError, one per string.
+var (
+	yamlLineRE    = regexp.MustCompile(`^line (\d+): `)
+	yamlFieldRE   = regexp.MustCompile(`^line (\d+): field (.+) (not found|already set) in type \S+$`)
+	yamlCannotRE  = regexp.MustCompile(`^line (\d+): cannot unmarshal (!!\w+)(?s:.*) into (\S+)$`)
+	maxYAMLKeyLen = 64
+)
+
+// yamlError rewrites an error of decoding the connections file so that it
+// quotes no value. go-yaml quotes a value it cannot use in backquotes,
+// whole up to 10 bytes (cannot unmarshal !!str `s3cr3t` into bool),
+// and the value may itself hold backquotes or newlines; a type's own
+// UnmarshalYAML returns its own error, which may quote the value in any
+// way (url.Parse in double quotes, TLSVersion not at all). So the
+// problem is rebuilt from what is known to hold no value: the line, the
+// key, the YAML tag and the Go type wanted.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		errs := make([]error, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			errs = append(errs, errors.New(yamlProblem(e)))
+		}
+		return errors.Join(errs...)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("a URL does not parse: %s (the URL is not shown)", unquote(ue.Err.Error()))
+	}
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "yaml: "):
+		// The parser's own problems: a position and a fixed text (map
+		// keys it cannot use are quoted, and unquoted here).
+		return errors.New(unquote(msg))
+	case strings.HasPrefix(msg, "unknown TLS version"):
+		return fmt.Errorf("tls_config: unknown TLS version (want one of TLS10, TLS11, TLS12, TLS13; the value is not shown)")
+	}
+	return errors.New("a value does not decode (its decoder's message is not shown: it may quote the value)")
+}
+
+// yamlProblem rewrites one problem of a *yaml.TypeError without its value.
+func yamlProblem(p string) string {
+	if m := yamlFieldRE.FindStringSubmatch(p); m != nil {
+		key := m[2]
+		if len(key) > maxYAMLKeyLen {
+			key = key[:maxYAMLKeyLen] + "…"
+		}
+		if m[3] == "not found" {
+			return fmt.Sprintf("line %s: unknown field %q", m[1], key)
+		}
+		return fmt.Sprintf("line %s: field %q given twice", m[1], key)
+	}
+	if m := yamlCannotRE.FindStringSubmatch(p); m != nil {
+		return fmt.Sprintf("line %s: cannot decode a %s into %s (the value is not shown)", m[1], m[2], m[3])
+	}
+	if m := yamlLineRE.FindStringSubmatch(p); m != nil {
+		return fmt.Sprintf("line %s: a value does not decode (the value is not shown)", m[1])
+	}
+	return "a value does not decode (the value is not shown)"
 }
 
 // connections is the operator's connections file, read when first needed

@@ -20,18 +20,21 @@ func TestParseConnectionsErrors(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"unknown field", "connections:\n  - {name: a, url: 'http://p:9090', bearer_tokn: s3cr3t}\n", []string{"field bearer_tokn not found"}},
-		{"wrong type quotes no value", "connections:\n  - {name: a, url: 'http://p:9090', follow_redirects: s3cr3t}\n", []string{"cannot unmarshal", "`…`"}},
+		{"unknown field", "connections:\n  - {name: a, url: 'http://p:9090', bearer_tokn: s3cr3t}\n", []string{`line 2: unknown field "bearer_tokn"`}},
+		{"wrong type quotes no value", "connections:\n  - {name: a, url: 'http://p:9090', follow_redirects: s3cr3t}\n", []string{"line 2: cannot decode a !!str into bool (the value is not shown)"}},
 		{"no name", "connections:\n  - {url: 'http://p:9090'}\n", []string{"connections[0].name: required"}},
-		{"bad name", "connections:\n  - {name: Mimir_1, url: 'http://p:9090'}\n", []string{`connections[0] (Mimir_1).name: "Mimir_1": want a DNS-1123 label`}},
-		{"twice", "connections:\n  - {name: a, url: 'http://p:9090'}\n  - {name: a, url: 'http://q:9090'}\n", []string{`connections[1] (a).name: "a": defined twice`}},
-		{"query in url", "connections:\n  - {name: a, url: 'https://p:9090/prom?access_token=s3cr3t'}\n", []string{`connections[0] (a).url: url "https://p:9090/prom": must not have a query`}},
-		{"user-info in url", "connections:\n  - {name: a, url: 'https://u:s3cr3t@p:9090'}\n", []string{`connections[0] (a).url: url "https://p:9090": must not hold user-info`}},
-		{"user-info in proxy", "connections:\n  - {name: a, url: 'https://p:9090', proxy_url: 'http://u:s3cr3t@proxy:3128'}\n", []string{`connections[0] (a).proxy_url: "http://proxy:3128": must not hold user-info`}},
-		{"bad namespace", "connections:\n  - {name: a, url: 'https://p:9090', namespaces: [Shop]}\n", []string{`connections[0] (a).namespaces[0]: "Shop": not a namespace`}},
+		{"bad name", "connections:\n  - {name: Mimir_1, url: 'http://p:9090'}\n", []string{`connections[0].name: want a DNS-1123 label`}},
+		{"twice", "connections:\n  - {name: a, url: 'http://p:9090'}\n  - {name: a, url: 'http://q:9090'}\n", []string{`connections[1] (a).name: defined twice`}},
+		{"query in url", "connections:\n  - {name: a, url: 'https://p:9090/prom?access_token=s3cr3t'}\n", []string{`connections[0] (a).url: url "…": must not have a query`}},
+		{"user-info in url", "connections:\n  - {name: a, url: 'https://u:s3cr3t@p:9090'}\n", []string{`connections[0] (a).url: url "…": must not hold user-info`}},
+		{"user-info in proxy", "connections:\n  - {name: a, url: 'https://p:9090', proxy_url: 'http://u:s3cr3t@proxy:3128'}\n", []string{`connections[0] (a).proxy_url: must not hold user-info`}},
+		{"proxy without host", "connections:\n  - {name: a, url: 'https://p:9090', proxy_url: 'http:///x'}\n", []string{`connections[0] (a).proxy_url: host must be set`}},
+		{"query in token url", "connections:\n  - {name: a, url: 'https://p:9090', oauth2: {client_id: c, client_secret: s3cr3t, token_url: 'https://idp/token?client_secret=s3cr3t'}}\n", []string{`connections[0] (a).oauth2.token_url: must not have a query`}},
+		{"user-info in token url", "connections:\n  - {name: a, url: 'https://p:9090', oauth2: {client_id: c, client_secret: s3cr3t, token_url: 'https://c:s3cr3t@idp/token'}}\n", []string{`connections[0] (a).oauth2.token_url: must not hold user-info`}},
+		{"bad namespace", "connections:\n  - {name: a, url: 'https://p:9090', namespaces: [Shop]}\n", []string{`connections[0] (a).namespaces[0]: not a namespace`}},
 		{"two auths", "connections:\n  - {name: a, url: 'https://p:9090', basic_auth: {username: u, password: s3cr3t}, authorization: {credentials: s3cr3t}}\n", []string{"connections[0] (a): at most one of basic_auth, oauth2 & authorization"}},
 		{"missing CA", "connections:\n  - {name: a, url: 'https://p:9090', tls_config: {ca_file: /nonexistent/ca.crt}}\n", []string{"connections[0] (a): ", "/nonexistent/ca.crt"}},
-		{"every problem at once", "connections:\n  - {url: 'http://p:9090?x=1'}\n  - {name: B}\n", []string{"connections[0].name: required", "connections[0].url", "connections[1] (B).name", "connections[1] (B).url: url: must be set"}},
+		{"every problem at once", "connections:\n  - {url: 'http://p:9090?x=1'}\n  - {name: B}\n", []string{"connections[0].name: required", "connections[0].url", "connections[1].name", "connections[1].url: url: must be set"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -184,5 +187,58 @@ func TestParseArgs(t *testing.T) {
 	m := p.Run(&v1alpha1.AnalysisRun{}, v1alpha1.Metric{Name: "m"})
 	if m.Phase != v1alpha1.AnalysisPhaseError || !strings.Contains(m.Message, "plugin args (argo-rollouts-config)") {
 		t.Errorf("Run with bad args: %s %q", m.Phase, m.Message)
+	}
+}
+
+// TestConnectionsErrorsQuoteNoValue: whatever is wrong with a value of
+// the connections file, the error (which the plugin logs) shows neither
+// the value nor any part of it: go-yaml quotes up to 10 bytes of a value
+// it cannot use, in backquotes that the value may itself hold; url.Parse
+// quotes the whole URL with its password; CheckURL quotes scheme, host
+// and path; prometheus/common's TLS version quotes it bare.
+func TestConnectionsErrorsQuoteNoValue(t *testing.T) {
+	t.Parallel()
+	const s = "Pw9xQ2" // in every value below; 6 bytes, so any 3 in a row are looked for
+	for _, tc := range []struct {
+		name, conn string
+		want       string // a part of the error that says what is wrong
+	}{
+		{"proxy_url with a bad port", `{name: a, url: 'http://p:9090', proxy_url: 'http://u:` + s + `@proxy:bad port'}`, "a URL does not parse: invalid port"},
+		{"oauth2 token_url with a bad port", `{name: a, url: 'http://p:9090', oauth2: {client_id: c, client_secret: x, token_url: 'http://c:` + s + `@idp:bad port/t'}}`, "oauth2.token_url: not a URL"},
+		{"oauth2 token_url with a query", `{name: a, url: 'http://p:9090', oauth2: {client_id: c, client_secret: x, token_url: 'http://idp/t?client_secret=` + s + `'}}`, "oauth2.token_url: must not have a query"},
+		{"oauth2 proxy_url with user-info", `{name: a, url: 'http://p:9090', oauth2: {client_id: c, client_secret: x, token_url: 'http://idp/t', proxy_url: 'http://u:` + s + `@proxy:3128'}}`, "oauth2.proxy_url: must not hold user-info"},
+		{"short value of the wrong type", `{name: a, url: 'http://p:9090', follow_redirects: '` + s + `'}`, "line 2: cannot decode a !!str into bool"},
+		{"long value of the wrong type", `{name: a, url: 'http://p:9090', follow_redirects: '` + s + s + s + `'}`, "line 2: cannot decode a !!str into bool"},
+		{"value holding backquotes", "{name: a, url: 'http://p:9090', follow_redirects: 'a`" + s + "`b'}", "line 2: cannot decode a !!str into bool"},
+		{"value holding ' into '", "{name: a, url: 'http://p:9090', enable_http2: 'x` into " + s + "'}", "line 2: cannot decode a !!str into bool"},
+		{"value holding a newline", `{name: a, url: 'http://p:9090', follow_redirects: "x\n` + s + `"}`, "line 2: cannot decode a !!str into bool"},
+		{"value where a list is wanted", `{name: a, url: 'http://p:9090', namespaces: ` + s + `}`, "cannot decode a !!str into []string"},
+		{"header values not a list", `{name: a, url: 'http://p:9090', http_headers: {X-Key: {secrets: ` + s + `}}}`, "cannot decode a !!str into []config.Secret"},
+		{"TLS version", `{name: a, url: 'http://p:9090', tls_config: {min_version: TLS` + s + `}}`, "unknown TLS version"},
+		{"url scheme", `{name: a, url: 'ftp://` + s + `.example'}`, "url: url \"…\": scheme must be http or https"},
+		{"url path with a query", `{name: a, url: 'https://p/` + s + `?x=1'}`, "must not have a query"},
+		{"bad name", `{name: ` + s + `, url: 'http://p:9090'}`, "connections[0].name: want a DNS-1123 label"},
+		{"bad namespace", `{name: a, url: 'http://p:9090', namespaces: ['` + s + `']}`, "namespaces[0]: not a namespace"},
+		{"bad name as a key", `{name: a, url: 'http://p:9090', ` + s + `: 1}`, `unknown field "` + s + `"`}, // a key, not a value: shown
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := ParseConnections([]byte("connections:\n  - "+tc.conn+"\n"), t.TempDir(), redact.New())
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q\ndoes not say %q", msg, tc.want)
+			}
+			if strings.HasPrefix(tc.name, "bad name as a key") {
+				return
+			}
+			for i := 0; i+3 <= len(s); i++ {
+				if strings.Contains(msg, s[i:i+3]) {
+					t.Errorf("error %q quotes part of a value (%q)", msg, s[i:i+3])
+				}
+			}
+		})
 	}
 }
