@@ -89,10 +89,14 @@ func learnURL(set *redact.Set, u *url.URL) {
 // neither learned as secrets nor redacted (a tenant "checkout" would mark
 // every service="checkout"); a value given as a secret or a file still is.
 //   - X-Scope-Orgid: Mimir, Cortex, Loki (X-Scope-OrgID);
-//   - Thanos-Tenant: Thanos receive and query tenancy (THANOS-TENANT).
+//   - Thanos-Tenant: Thanos receive and query tenancy (THANOS-TENANT);
+//   - Accountid, Projectid: VictoriaMetrics cluster and VictoriaLogs
+//     multitenancy by headers (AccountID, ProjectID).
 var TenantHeaders = map[string]bool{
 	"X-Scope-Orgid": true,
 	"Thanos-Tenant": true,
+	"Accountid":     true,
+	"Projectid":     true,
 }
 
 // plainHeaders are request headers that never carry a credential; every

@@ -274,7 +274,7 @@ current-context: x
 					"stage": "canary-10", "prometheus-url": echo.URL, "service": "checkout", "namespace": "shop",
 					"canary-hash": "6f9c7d5b8", "stable-hash": "5d8b6c4a7", "rollout": "checkout",
 					"kubeconfig": kubeconfig, "github-token": s["github-token"],
-					"prometheus-headers": "X-Scope-OrgID: " + s["header"], "prometheus-timeout": "10s",
+					"prometheus-headers": "X-Scope-OrgID: shop\nX-Api-Key: " + s["header"], "prometheus-timeout": "10s",
 					"report-path": "report.json",
 				}
 				if auth == "basic" {
@@ -308,7 +308,7 @@ current-context: x
 				if how != promapitest.EchoBody && !strings.Contains(texts["GITHUB_OUTPUT"], redact.Mark) {
 					t.Errorf("outputs: no %s where the echo was: %.1500s", redact.Mark, texts["GITHUB_OUTPUT"])
 				}
-				checkSent(t, echo, s, map[string]bool{"X-Scope-Orgid": true, "Authorization": true})
+				checkSent(t, echo, s, map[string]bool{"X-Api-Key": true, "Authorization": true})
 			})
 		}
 	}

@@ -45,7 +45,8 @@ var pluginAuths = []struct {
 		return map[string]any{"http_headers": map[string]any{
 			"X-Api-Key":     map[string]any{"secrets": []string{s["header-secret"]}},
 			"X-Other-Key":   map[string]any{"files": []string{file("header-file")}},
-			"X-Scope-OrgID": map[string]any{"values": []string{s["header-value"]}},
+			"X-Plain-Key":   map[string]any{"values": []string{s["header-value"]}},
+			"X-Scope-OrgID": map[string]any{"values": []string{"shop"}}, // a tenant: not a secret
 		}}
 	}},
 	{"oauth2", func(s secrets, _ func(string) string, tokenURL string) map[string]any {
@@ -166,7 +167,7 @@ func TestPlugin(t *testing.T) {
 	// Each server got only the credential its connection (or the
 	// template's argument) holds.
 	for how, e := range echoes {
-		checkSent(t, e, s, map[string]bool{"Authorization": true, "X-Api-Key": true, "X-Other-Key": true, "X-Scope-Orgid": true})
+		checkSent(t, e, s, map[string]bool{"Authorization": true, "X-Api-Key": true, "X-Other-Key": true, "X-Plain-Key": true})
 		for _, h := range e.Headers() {
 			if a := h.Get("Authorization"); strings.Contains(a, "Bearer oauth") {
 				t.Errorf("%s: unexpected access token %q", how, a)
