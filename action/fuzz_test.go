@@ -26,9 +26,6 @@ current-context: x
 	"{",
 }
 
-// secretInputs are the inputs whose values are credentials.
-var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHubToken, inKubeconfig, inPromURL}
-
 // FuzzInputs feeds the Action's inputs through readInputs: the Prometheus
 // URL (checkPromURL), bearer token, basic auth and headers (parseHeaders),
 // the durations (parseDuration), the GitHub token and the commit, with a
@@ -43,8 +40,9 @@ var secretInputs = []string{inPromToken, inPromPassword, inPromHeaders, inGitHub
 // bearer token, the password, a header's value, the GitHub token, the
 // password in the URL or a credential of the kubeconfig. A value found in
 // a message is a leak only when it is gone from the message once it is
-// gone from the credential inputs: otherwise the message says it anyway
-// (another input holds it, or it is a word of the message).
+// gone from the credentials (not from a header's name or the URL's host):
+// otherwise the message says it anyway (another input holds it, or it is
+// a word of the message).
 func FuzzInputs(f *testing.F) {
 	seeds := []struct {
 		url, token, user, password, headers, promTimeout, timeout, gh, sha string
@@ -106,9 +104,11 @@ func FuzzInputs(f *testing.F) {
 			for k, v := range inputs {
 				without[k] = v
 			}
-			for _, k := range secretInputs {
+			for _, k := range []string{inPromToken, inPromPassword, inGitHubToken, inKubeconfig} {
 				without[k] = strings.ReplaceAll(without[k], s, "MARK")
 			}
+			without[inPromHeaders] = withoutInValues(headers, s)
+			without[inPromURL] = withoutInPassword(promURL, s)
 			if !strings.Contains(read(without), s) {
 				t.Errorf("a message quotes the credential %q:\n%s", s, msg)
 			}
@@ -145,4 +145,62 @@ func credentials(token, password, headers, gh, promURL, kubeconfig string) []str
 		}
 	}
 	return append(out, kubeSecrets([]byte(kubeconfig))...)
+}
+
+// withoutInValues replaces s with a mark in the value of each header line
+// (after its first ':'), leaving the names as they are.
+func withoutInValues(headers, s string) string {
+	lines := strings.Split(headers, "\n")
+	for i, line := range lines {
+		if name, v, ok := strings.Cut(line, ":"); ok {
+			lines[i] = name + ":" + strings.ReplaceAll(v, s, "MARK")
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// withoutInPassword replaces s with a mark in what follows the user name
+// of the URL's user-info (as credentials finds the password), leaving the
+// rest as it is.
+func withoutInPassword(promURL, s string) string {
+	at := strings.LastIndex(promURL, "@")
+	if at < 0 {
+		return promURL
+	}
+	start := 0
+	if i := strings.Index(promURL[:at], "://"); i >= 0 {
+		start = i + 3
+	} else if i := strings.Index(promURL[:at], ":"); i >= 0 {
+		start = i + 1
+	}
+	colon := strings.Index(promURL[start:at], ":")
+	if colon < 0 {
+		return promURL
+	}
+	pw := start + colon + 1
+	return promURL[:pw] + strings.ReplaceAll(promURL[pw:at], s, "MARK") + promURL[at:]
+}
+
+// TestFuzzInputsCredentials checks FuzzInputs' notion of a credential and
+// of taking one away, so that the target can fail.
+func TestFuzzInputsCredentials(t *testing.T) {
+	t.Parallel()
+	got := strings.Join(credentials("tok-1", "pw-2", "X-A: v-3\nX-B:v-4", "gh-5", "http:user:pw-6@host", ""), " ")
+	for _, want := range []string{"tok-1", "pw-2", "v-3", "v-4", "gh-5", "pw-6"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("credentials found %q, not %q", got, want)
+		}
+	}
+	for _, tc := range []struct{ in, s, want string }{
+		{"http://pw:pw@pw", "pw", "http://pw:MARK@pw"},
+		{"http:pw:pw@pw", "pw", "http:pw:MARK@pw"},
+		{"http://pw@pw", "pw", "http://pw@pw"},
+	} {
+		if got := withoutInPassword(tc.in, tc.s); got != tc.want {
+			t.Errorf("withoutInPassword(%q, %q) = %q, want %q", tc.in, tc.s, got, tc.want)
+		}
+	}
+	if got := withoutInValues("v-1: v-1\nno colon v-1", "v-1"); got != "v-1: MARK\nno colon v-1" {
+		t.Errorf("withoutInValues = %q", got)
+	}
 }
