@@ -23,12 +23,12 @@ import (
 //	go test -run='^$' -fuzz='^FuzzDecodeConfig$' -fuzztime=1000000x -parallel 1 ./rollouts/
 //
 // or with every other target through scripts/fuzz.sh. DecodeConfig never
-// panics and returns a config or a *ConfigError, never both or neither;
-// the error's text is valid UTF-8 when the input is; and it never quotes a
-// credential the config holds: the value of authorization.credentials,
-// basicAuth.password or a header (as a string, or as the JSON number or
-// other literal written in its place), or the password or query of the
-// address or proxy URL.
+// panics and returns a config that validates or a *ConfigError, never both
+// or neither; the error's text is valid UTF-8 when the input is; and it
+// never quotes a credential the config holds: the value of
+// authorization.credentials, basicAuth.password or a header (as a string,
+// or as the JSON number or other literal written in its place), or the
+// password or query of the address or proxy URL.
 func FuzzDecodeConfig(f *testing.F) {
 	for _, seed := range seedConfigs(f) {
 		f.Add(seed)
@@ -42,6 +42,9 @@ func FuzzDecodeConfig(f *testing.F) {
 			t.Fatalf("DecodeConfig returned config %v and error %v: want exactly one", cfg != nil, err)
 		}
 		if err == nil {
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("a decoded config does not validate: %v", err)
+			}
 			return
 		}
 		var ce *rollouts.ConfigError
