@@ -197,22 +197,19 @@ func measurementBytes(m v1alpha1.Measurement) int {
 	return n
 }
 
-// finish redacts every text of m with the plugin's secrets and bounds
-// it; what is cut is logged in full (redacted too).
-func (p *Plugin) finish(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement) v1alpha1.Measurement {
-	m.Message = p.secrets.String(m.Message)
-	m.Value = boundValue(p.secrets.String(m.Value))
-	var md map[string]string
-	if m.Metadata != nil {
-		md = make(map[string]string, len(m.Metadata))
-		for k, v := range m.Metadata {
-			md[p.secrets.String(k)] = p.secrets.String(v)
-		}
-	}
+// finish redacts every text of m with the call's set (see call and
+// redactMetadata: metadata keys and the plugin's own values are kept as
+// written) and bounds it; what is cut is logged in full, redacted too.
+func (p *Plugin) finish(cl *call, m v1alpha1.Measurement) v1alpha1.Measurement {
+	set := cl.secrets()
+	p.metaSecrets.put(cl.metric, set)
+	m.Message = set.String(m.Message)
+	m.Value = boundValue(set.String(m.Value))
+	md := redactMetadata(set, m.Metadata)
 	msg, bounded, cut := fitMeasurement(m.Message, md)
 	if cut {
 		full, _ := json.Marshal(md)
-		p.log.Info("measurement detail cut to fit the AnalysisRun", logFields(ar, metric, "phase", string(m.Phase), "message", m.Message, "metadata", string(full))...)
+		p.log.Info("measurement detail cut to fit the AnalysisRun", cl.logFields("phase", string(m.Phase), "message", m.Message, "metadata", string(full))...)
 	}
 	m.Message, m.Metadata = msg, bounded
 	return m

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/internal/redact"
 	"github.com/phaseguard/phaseguard/policies"
 	"github.com/phaseguard/phaseguard/promapi"
 )
@@ -21,35 +22,46 @@ import (
 // distinct ones from growing the process without limit.
 const cacheSize = 64
 
-// cache shares engines (one HTTP client each) and loaded policies between
-// calls. It is safe for concurrent use.
+// cache shares engines (one HTTP client each, with the set the client
+// learns what it sends into) and loaded policies between calls. It is
+// safe for concurrent use.
 type cache struct {
 	mu       sync.Mutex
-	engines  *lru[*analysis.Engine]
+	engines  *lru[cachedEngine]
 	policies *lru[*policies.Policy]
 }
 
-func newCache() *cache {
-	return &cache{engines: newLRU[*analysis.Engine](cacheSize), policies: newLRU[*policies.Policy](cacheSize)}
+type cachedEngine struct {
+	engine  *analysis.Engine
+	secrets *redact.Set
 }
 
-// engine returns the engine cached under key, building its client from
-// cfg on first use, with at most maxInFlight queries at once. A
-// configuration that cannot build a client is not cached.
-func (c *cache) engine(key string, cfg promapi.Config, maxInFlight int, now func() time.Time) (*analysis.Engine, error) {
+func newCache() *cache {
+	return &cache{engines: newLRU[cachedEngine](cacheSize), policies: newLRU[*policies.Policy](cacheSize)}
+}
+
+// engine returns the engine cached under key and its client's set,
+// building the client from cfg on first use, with at most maxInFlight
+// queries at once. The client learns into cfg.Redact, or, when it is
+// nil, into a new set of its own. A configuration that cannot build a
+// client is not cached.
+func (c *cache) engine(key string, cfg promapi.Config, maxInFlight int, now func() time.Time) (*analysis.Engine, *redact.Set, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.engines.get(key); ok {
-		return e, nil
+		return e.engine, e.secrets, nil
+	}
+	if cfg.Redact == nil {
+		cfg.Redact = redact.New()
 	}
 	client, err := promapi.New(cfg)
 	if err != nil {
-		return nil, &ConfigError{Errs: []error{fmt.Errorf("prometheus: %w", err)}}
+		return nil, cfg.Redact, &ConfigError{Errs: []error{fmt.Errorf("prometheus: %w", err)}}
 	}
 	q := &limitedQuerier{q: client, slots: make(chan struct{}, max(maxInFlight, 1))}
-	e := analysis.New(q, analysis.WithClock(now))
+	e := cachedEngine{engine: analysis.New(q, analysis.WithClock(now)), secrets: cfg.Redact}
 	c.engines.put(key, e)
-	return e, nil
+	return e.engine, e.secrets, nil
 }
 
 // policy loads a policy reference: a preset, inline YAML or a file. A file
@@ -58,7 +70,7 @@ func (c *cache) engine(key string, cfg promapi.Config, maxInFlight int, now func
 func (c *cache) policy(ref string) (*policies.Policy, error) {
 	key := ref
 	ref = strings.TrimSpace(ref)
-	if !strings.Contains(ref, "\n") && !strings.HasPrefix(ref, "apiVersion") && !policies.IsPreset(ref) {
+	if !isInlinePolicy(ref) && !policies.IsPreset(ref) {
 		if fi, err := os.Stat(ref); err == nil {
 			key = fmt.Sprintf("%s\x00%d\x00%d", ref, fi.Size(), fi.ModTime().UnixNano())
 		}

@@ -44,8 +44,9 @@ const DefaultTimeout = 30 * time.Second
 // strictly (an unknown field is an error that names it), then defaulted,
 // then validated.
 type Config struct {
-	// Policy is a built-in preset name, inline policy YAML, or the path of
-	// a policy file mounted into the controller's pod.
+	// Policy is a built-in preset name, inline policy YAML, or the
+	// absolute path of a policy file inside the operator's policy
+	// directory (the plugin's --policy-dir; see WithPolicyDir).
 	Policy string `json:"policy"`
 	// Prometheus is where the SLIs are queried.
 	Prometheus PrometheusConfig `json:"prometheus"`
@@ -249,23 +250,22 @@ func (c *Config) defaults() {
 func (c *Config) Ordering() bool { return c.StageOrdering == nil || *c.StageOrdering }
 
 // checkPolicyRef accepts a preset name, inline YAML, or an absolute path
-// to a .yaml or .yml file. Other paths are refused: a policy's load errors
-// quote what they read, and the measurement's message is readable by
-// anyone who can read AnalysisRuns, so the plugin must not be a way to
-// read the controller's other files (its service account token).
+// to a .yaml or .yml file; whether a file is inside the operator's policy
+// directory is the plugin's check (Plugin.policyRef), made before the
+// file is read.
 func checkPolicyRef(ref string) error {
 	ref = strings.TrimSpace(ref)
 	switch {
 	case ref == "":
-		return errors.New("policy: required (a preset name such as phase-default, inline policy YAML, or an absolute path to a .yaml file)")
-	case strings.Contains(ref, "\n") || strings.HasPrefix(ref, "apiVersion"), policies.IsPreset(ref):
+		return errors.New("policy: required (a preset name such as phase-default, inline policy YAML, or an absolute path to a .yaml file in the operator's policy directory)")
+	case isInlinePolicy(ref), policies.IsPreset(ref):
 		return nil
 	case filepath.IsAbs(ref) && (strings.HasSuffix(ref, ".yaml") || strings.HasSuffix(ref, ".yml")):
 		return nil
 	case !strings.ContainsAny(ref, "/.\\"):
 		return fmt.Errorf("policy %q: unknown preset (known: %s)", ref, strings.Join(policies.PresetNames(), ", "))
 	}
-	return fmt.Errorf("policy %q: a policy file must be an absolute path ending in .yaml or .yml", ref)
+	return fmt.Errorf("policy %q: a policy file must be an absolute path ending in .yaml or .yml, inside the operator's policy directory", ref)
 }
 
 // Validate reports every problem of c at once. Values that reach PromQL

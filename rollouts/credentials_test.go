@@ -312,7 +312,8 @@ func TestSecretsNeverShown(t *testing.T) {
     http_headers:
       X-Api-Key: {secrets: [%[4]s]}
       X-Other-Key: {files: [header]}
-      X-Scope-OrgID: {values: [%[5]s]}
+      X-Plain-Key: {values: [%[5]s]}
+      X-Scope-OrgID: {values: [shop]} # a tenant: an identifier, not a secret (promapi.TenantHeaders)
   - {name: oauth2, url: %[1]s, oauth2: {client_id: phaseguard, client_secret: %[6]s, token_url: %[7]s}}
   - {name: oauth2-file, url: %[1]s, oauth2: {client_id: phaseguard, client_secret_file: oauth2, token_url: %[7]s}}
 `, echo.URL, s["inline-bearer"], s["inline-password"], s["header-secret"], s["header-value"], s["oauth2-secret"], tokenEcho.URL))

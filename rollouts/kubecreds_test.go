@@ -24,8 +24,8 @@ import (
 func TestLearnRESTConfig(t *testing.T) {
 	t.Parallel()
 	set := redact.New()
-	learnRESTConfig(set, &rest.Config{BearerToken: "inline-token-3b1c", TLSClientConfig: rest.TLSClientConfig{KeyData: []byte("-----BEGIN EC PRIVATE KEY-----\nkey-line-9f8e7d6c5b4a\n-----END EC PRIVATE KEY-----\n")}})
-	learnRESTConfig(set, &rest.Config{Username: "admin", Password: "password-5e6f"})
+	learnRESTConfig(&rest.Config{BearerToken: "inline-token-3b1c", TLSClientConfig: rest.TLSClientConfig{KeyData: []byte("-----BEGIN EC PRIVATE KEY-----\nkey-line-9f8e7d6c5b4a\n-----END EC PRIVATE KEY-----\n")}}, set)
+	learnRESTConfig(&rest.Config{Username: "admin", Password: "password-5e6f"}, set)
 	for _, s := range []string{"inline-token-3b1c", "key-line-9f8e7d6c5b4a", "password-5e6f", base64.StdEncoding.EncodeToString([]byte("admin:password-5e6f"))} {
 		if !set.Has("[" + s + "]") {
 			t.Errorf("%s not learned", s)
@@ -47,7 +47,7 @@ func TestLearnRESTConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &rest.Config{Host: srv.URL, BearerTokenFile: token}
-	learnRESTConfig(set, cfg)
+	learnRESTConfig(cfg, set)
 	if !set.Has("first-token-1a2b") {
 		t.Error("the token file's contents were not learned")
 	}
@@ -80,7 +80,7 @@ func TestKubernetesErrorRedacted(t *testing.T) {
 	echo := promapitest.ServeEcho(t, promapitest.EchoBody)
 	set := redact.New()
 	cfg := &rest.Config{Host: echo.URL, BearerToken: "kube-token-8d9e"}
-	learnRESTConfig(set, cfg)
+	learnRESTConfig(cfg, set)
 	l, err := NewKubernetesAnalysisRuns(cfg)
 	if err != nil {
 		t.Fatal(err)

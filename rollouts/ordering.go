@@ -76,8 +76,8 @@ func (k *KubernetesAnalysisRuns) ListAnalysisRuns(ctx context.Context, namespace
 
 // defaultAnalysisRuns connects with KUBECONFIG when it is set (tests, a
 // plugin run outside the cluster), else with the pod's service account.
-// Its credentials are added to secrets.
-func defaultAnalysisRuns(secrets *redact.Set) (AnalysisRunLister, error) {
+// Its credentials are added to each of sets.
+func defaultAnalysisRuns(sets ...*redact.Set) (AnalysisRunLister, error) {
 	var cfg *rest.Config
 	var err error
 	if os.Getenv("KUBECONFIG") == "" {
@@ -90,21 +90,23 @@ func defaultAnalysisRuns(secrets *redact.Set) (AnalysisRunLister, error) {
 		return nil, fmt.Errorf("stage ordering: no Kubernetes credentials (not in a cluster and no usable KUBECONFIG): %w; set stageOrdering: false to turn the check off", err)
 	}
 	cfg.UserAgent = "phaseguard-rollouts-plugin"
-	learnRESTConfig(secrets, cfg)
+	learnRESTConfig(cfg, sets...)
 	return NewKubernetesAnalysisRuns(cfg)
 }
 
-// learnRESTConfig adds the Kubernetes client's credentials to secrets:
-// the bearer token (and the token file's contents: the service account
+// learnRESTConfig adds the Kubernetes client's credentials to each of
+// sets: the bearer token (and the token file's contents: the service account
 // token), the basic-auth password, the client key, and, through a
 // transport wrapper below client-go's authentication, every Authorization
 // header it sends (a rotated token, one from an exec plugin).
-func learnRESTConfig(secrets *redact.Set, cfg *rest.Config) {
-	secrets.Add(cfg.BearerToken, redact.ReadFile(cfg.BearerTokenFile), string(cfg.KeyData), redact.ReadFile(cfg.KeyFile))
-	secrets.AddBasicAuth(cfg.Username, cfg.Password)
-	if ap := cfg.AuthProvider; ap != nil {
-		for _, v := range ap.Config {
-			secrets.Add(v)
+func learnRESTConfig(cfg *rest.Config, sets ...*redact.Set) {
+	for _, secrets := range sets {
+		secrets.Add(cfg.BearerToken, redact.ReadFile(cfg.BearerTokenFile), string(cfg.KeyData), redact.ReadFile(cfg.KeyFile))
+		secrets.AddBasicAuth(cfg.Username, cfg.Password)
+		if ap := cfg.AuthProvider; ap != nil {
+			for _, v := range ap.Config {
+				secrets.Add(v)
+			}
 		}
 	}
 	wrap := cfg.WrapTransport
@@ -112,24 +114,26 @@ func learnRESTConfig(secrets *redact.Set, cfg *rest.Config) {
 		if wrap != nil {
 			rt = wrap(rt)
 		}
-		return &learningTransport{rt: rt, secrets: secrets}
+		return &learningTransport{rt: rt, sets: sets}
 	}
 }
 
 // learningTransport adds the credential of every Authorization header a
-// request carries to secrets. client-go applies WrapTransport below its
+// request carries to each of sets. client-go applies WrapTransport below its
 // authentication round trippers, so it sees the header as sent.
 type learningTransport struct {
-	rt      http.RoundTripper
-	secrets *redact.Set
-	last    atomic.Value // string: the last header learned, not learned again
+	rt   http.RoundTripper
+	sets []*redact.Set
+	last atomic.Value // string: the last header learned, not learned again
 }
 
 func (t *learningTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if h := req.Header.Get("Authorization"); h != "" && t.last.Load() != h {
-		t.secrets.Add(h)
-		if _, cred, ok := strings.Cut(h, " "); ok {
-			t.secrets.Add(cred)
+		for _, secrets := range t.sets {
+			secrets.Add(h)
+			if _, cred, ok := strings.Cut(h, " "); ok {
+				secrets.Add(cred)
+			}
 		}
 		t.last.Store(h)
 	}
@@ -140,7 +144,7 @@ func (p *Plugin) analysisRuns() (AnalysisRunLister, error) {
 	p.runsMu.Lock()
 	defer p.runsMu.Unlock()
 	if p.runs == nil {
-		l, err := p.newRuns(p.secrets)
+		l, err := p.newRuns(p.kube, p.logSecrets)
 		if err != nil {
 			return nil, err // not cached: credentials may appear
 		}
@@ -153,7 +157,8 @@ func (p *Plugin) analysisRuns() (AnalysisRunLister, error) {
 // revision and soaked long enough before this AnalysisRun started. It
 // returns the out-of-order reason, or "" when in order; the error is for a
 // check that could not be made.
-func (p *Plugin) checkOrder(ctx context.Context, ar *v1alpha1.AnalysisRun, c *prepared, prev policies.Stage) (string, error) {
+func (p *Plugin) checkOrder(ctx context.Context, cl *call, c *prepared, prev policies.Stage) (string, error) {
+	ar := cl.ar
 	if ar == nil {
 		return "", fmt.Errorf("stage ordering: the controller sent no AnalysisRun")
 	}
@@ -202,7 +207,7 @@ func (p *Plugin) checkOrder(ctx context.Context, ar *v1alpha1.AnalysisRun, c *pr
 				seen = append(seen, fmt.Sprintf("%s passed, but %s began only %s before %s (soak %s)", r.Name, prev.Name, soaked.Round(time.Second), c.cfg.Stage, prev.Soak))
 				continue
 			}
-			p.log.Debug("stage in order", "analysisrun", ar.Namespace+"/"+ar.Name, "stage", c.cfg.Stage, "previous", r.Name)
+			p.log.Debug("stage in order", cl.logFields("stage", c.cfg.Stage, "previous", r.Name)...)
 			return "", nil
 		}
 	}

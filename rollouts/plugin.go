@@ -16,9 +16,12 @@
 // Credentials come from the operator's connections file ([Connection],
 // named by the plugin's args) or from the AnalysisRun's own secret
 // arguments, never from a file or an environment variable a template
-// names (see [PrometheusConfig]). Every text the plugin returns or logs is
-// redacted with one process-wide set of every credential it knows, and a
-// measurement's message and metadata hold at most [MaxMeasurementBytes]. Query errors are part of
+// names (see [PrometheusConfig]); a policy file only from the operator's
+// policy directory. Every text about a measurement is redacted with the
+// credentials that measurement used (its connection's, or its own secret
+// arguments and what its client sent) and the Kubernetes client's, never
+// with another tenant's; a measurement's message and metadata hold at
+// most [MaxMeasurementBytes]. Query errors are part of
 // the verdict: the policy (or the config's onQueryError) holds them by
 // default, so an outage of Prometheus pauses a rollout and never passes it.
 //
@@ -35,6 +38,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -61,20 +65,29 @@ const Name = "phaseguard/phaseguard"
 type Plugin struct {
 	log hclog.Logger
 	now func() time.Time
-	// secrets are every credential the process knows: from the
-	// connections file, the AnalysisRuns' secret arguments, the clients'
-	// requests and the Kubernetes client. Every text the plugin returns or
-	// logs is redacted with it.
-	secrets   *redact.Set
+	// logSecrets is what the plugin's log is redacted with (WithRedact):
+	// the operator's connections' credentials and the Kubernetes
+	// client's, never a template's. What the log shows about a
+	// measurement is redacted with the measurement's own set first (see
+	// call).
+	logSecrets *redact.Set
+	// kube holds the Kubernetes client's credentials, part of every
+	// measurement's set.
+	kube      *redact.Set
 	connsPath string
 	conns     *connections
+	// policyDir is the operator's policy directory: the only place
+	// templates name policy files in.
+	policyDir string
+	// metaSecrets are what GetMetadata redacts with.
+	metaSecrets *metadataSecrets
 	// setupErr is a problem with the plugin's own args: every call is an
 	// Error naming it.
 	setupErr error
 
 	runsMu  sync.Mutex
 	runs    AnalysisRunLister
-	newRuns func(*redact.Set) (AnalysisRunLister, error)
+	newRuns func(...*redact.Set) (AnalysisRunLister, error)
 
 	cache *cache
 	// evals bounds the evaluations running at once in the process; calls
@@ -99,15 +112,28 @@ func WithLogger(l hclog.Logger) Option { return func(p *Plugin) { p.log = l } }
 // WithClock sets the clock: evaluation times, stage soak, ResumeAt.
 func WithClock(now func() time.Time) Option { return func(p *Plugin) { p.now = now } }
 
-// WithRedact sets the set of secrets the plugin adds every credential it
-// learns to and redacts its measurements, metadata and log fields with
-// (default: a set of its own). Give the set the logger's output is
-// redacted with, as [Main] does.
-func WithRedact(s *redact.Set) Option { return func(p *Plugin) { p.secrets = s } }
+// WithRedact sets the set the plugin adds the operator's and the
+// Kubernetes client's credentials to (default: a set of its own): give
+// the set the logger's output is redacted with, as [Main] does. A
+// template's secrets never join it: measurements, and what the log shows
+// about them, are redacted with the credentials each measurement used.
+func WithRedact(s *redact.Set) Option { return func(p *Plugin) { p.logSecrets = s } }
 
 // WithConnectionsFile sets the operator's connections file (see
 // [Connection]), read at InitPlugin and again whenever it changes.
 func WithConnectionsFile(path string) Option { return func(p *Plugin) { p.connsPath = path } }
+
+// WithPolicyDir sets the operator's policy directory: a template may
+// name a policy file only inside it (symlinks resolved). Without it,
+// templates use presets and inline policies only.
+func WithPolicyDir(dir string) Option {
+	return func(p *Plugin) {
+		if dir != "" {
+			dir = filepath.Clean(dir)
+		}
+		p.policyDir = dir
+	}
+}
 
 // withSetupError makes every call an Error naming err: the plugin's args
 // were wrong, and the controller should show it rather than lose the
@@ -135,13 +161,15 @@ func New(opts ...Option) *Plugin {
 	if p.evals == nil {
 		p.evals = make(chan struct{}, DefaultMaxEvaluations)
 	}
-	if p.secrets == nil {
-		p.secrets = redact.New()
+	if p.logSecrets == nil {
+		p.logSecrets = redact.New()
 	}
+	p.kube = redact.New()
 	if p.connsPath != "" {
-		p.conns = newConnections(p.connsPath, p.secrets, p.log)
+		p.conns = newConnections(p.connsPath, p.logSecrets, p.log)
 	}
 	p.cache = newCache()
+	p.metaSecrets = newMetadataSecrets()
 	return p
 }
 
@@ -151,10 +179,10 @@ func New(opts ...Option) *Plugin {
 // logged, and is an Error measurement of every metric it concerns.
 func (p *Plugin) InitPlugin() types.RpcError {
 	if p.setupErr != nil {
-		p.log.Error("plugin args refused: every measurement is an Error until they are fixed", "error", p.secrets.String(p.setupErr.Error()))
+		p.log.Error("plugin args refused: every measurement is an Error until they are fixed", "error", p.logSecrets.String(p.setupErr.Error()))
 	}
 	p.conns.load()
-	p.log.Info("phaseguard metric provider plugin ready", "plugin", Name, "connectionsFile", p.connsPath)
+	p.log.Info("phaseguard metric provider plugin ready", "plugin", Name, "connectionsFile", p.connsPath, "policyDir", p.policyDir)
 	return types.RpcError{}
 }
 
@@ -170,12 +198,21 @@ func (p *Plugin) GarbageCollect(*v1alpha1.AnalysisRun, v1alpha1.Metric, int) typ
 
 // GetMetadata describes the metric's configuration once per AnalysisRun
 // metric: policy, stage, mode and Prometheus address. It holds no secret.
-// It is redacted and bounded like a measurement's.
+// It is bounded like a measurement's, and redacted with the set of the
+// measurement the controller has just taken with the same metric, the
+// config's own credential values and the Kubernetes client's
+// credentials.
 func (p *Plugin) GetMetadata(metric v1alpha1.Metric) map[string]string {
-	md := p.metadataOf(metric)
-	for k, v := range md {
-		md[k] = p.secrets.String(v)
+	set := redact.Union(p.metaSecrets.get(metric), p.kube)
+	if cfg, err := configOf(metric); err == nil {
+		for _, f := range cfg.Prometheus.credentialFields() {
+			set.Add(f.value)
+		}
+		if b := cfg.Prometheus.BasicAuth; b != nil {
+			set.AddBasicAuth(b.Username, b.Password)
+		}
 	}
+	md := redactMetadata(set, p.metadataOf(metric))
 	_, md, _ = fitMeasurement("", md)
 	return md
 }
@@ -208,30 +245,31 @@ func (p *Plugin) metadataOf(metric v1alpha1.Metric) map[string]string {
 // and finishes; in stage mode it starts the stage: Running with ResumeAt
 // at the next look, unless the first look already fails.
 func (p *Plugin) Run(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) v1alpha1.Measurement {
-	return p.finish(ar, metric, p.run(ar, metric))
+	cl := p.newCall(ar, metric)
+	return p.finish(cl, p.run(cl))
 }
 
-func (p *Plugin) run(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) v1alpha1.Measurement {
+func (p *Plugin) run(cl *call) v1alpha1.Measurement {
 	now := p.now()
 	m := v1alpha1.Measurement{StartedAt: metaTime(now)}
-	c, err := p.prepare(ar, metric)
+	c, err := p.prepare(cl)
 	if err != nil {
-		return p.errorMeasurement(ar, metric, m, err)
+		return p.errorMeasurement(cl, m, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	if c.cfg.Ordering() {
 		if prev, ok := c.policy.Previous(c.cfg.Stage); ok && c.cfg.Stage != "" {
-			reason, err := p.checkOrder(ctx, ar, c, prev)
+			reason, err := p.checkOrder(ctx, cl, c, prev)
 			if err != nil {
-				return p.errorMeasurement(ar, metric, m, err)
+				return p.errorMeasurement(cl, m, err)
 			}
 			if reason != "" {
-				return p.outOfOrder(ar, metric, m, c, reason)
+				return p.outOfOrder(cl, m, c, reason)
 			}
 		}
 	}
-	return p.look(ctx, ar, metric, m, c, stageState{Start: now.UTC()})
+	return p.look(ctx, cl, m, c, stageState{Start: now.UTC()})
 }
 
 // Resume continues a stage-mode measurement: one more look, then Running
@@ -242,23 +280,24 @@ func (p *Plugin) Resume(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1al
 	if m.Phase.Completed() {
 		return m
 	}
-	return p.finish(ar, metric, p.resume(ar, metric, m))
+	cl := p.newCall(ar, metric)
+	return p.finish(cl, p.resume(cl, m))
 }
 
-func (p *Plugin) resume(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement) v1alpha1.Measurement {
-	c, err := p.prepare(ar, metric)
+func (p *Plugin) resume(cl *call, m v1alpha1.Measurement) v1alpha1.Measurement {
+	c, err := p.prepare(cl)
 	if err != nil {
-		return p.errorMeasurement(ar, metric, m, err)
+		return p.errorMeasurement(cl, m, err)
 	}
 	st := stageState{Start: p.now().UTC()}
 	if c.cfg.Mode == ModeStage {
 		if st, err = readState(m.Metadata); err != nil {
-			return p.errorMeasurement(ar, metric, m, err)
+			return p.errorMeasurement(cl, m, err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	return p.look(ctx, ar, metric, m, c, st)
+	return p.look(ctx, cl, m, c, st)
 }
 
 // Terminate finishes a running stage-mode measurement when the controller
@@ -270,6 +309,7 @@ func (p *Plugin) Terminate(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v
 	if m.Phase.Completed() {
 		return m
 	}
+	cl := p.newCall(ar, metric)
 	now := p.now()
 	m.FinishedAt = metaTime(now)
 	m.ResumeAt = nil
@@ -284,8 +324,8 @@ func (p *Plugin) Terminate(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v
 		m.Phase = v1alpha1.AnalysisPhaseSuccessful
 	}
 	m.Message = fmt.Sprintf("terminated by the controller after %s look(s) of stage %s, before its soak ended", orDefault(md[keyLooks], "0"), orDefault(md["stage"], "?"))
-	p.log.Info("measurement terminated", logFields(ar, metric, "looks", md[keyLooks])...)
-	return p.finish(ar, metric, m)
+	p.log.Info("measurement terminated", cl.logFields("looks", md[keyLooks])...)
+	return p.finish(cl, m)
 }
 
 // prepared is what a call needs: the decoded config, the policy and the
@@ -298,25 +338,26 @@ type prepared struct {
 	timeout time.Duration
 }
 
-// prepare decodes the config, checks where its credentials come from,
-// loads the policy and builds the request, checking every input that
-// reaches PromQL.
-func (p *Plugin) prepare(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) (*prepared, error) {
-	// Before anything can fail: an error may quote what the controller
-	// resolved from these.
-	learnSecretArgs(p.secrets, ar, metric.Name)
+// prepare decodes the config, checks where its credentials and its
+// policy come from, loads the policy and builds the request, checking
+// every input that reaches PromQL. It sets the call's client set.
+func (p *Plugin) prepare(cl *call) (*prepared, error) {
 	if p.setupErr != nil {
 		return nil, p.setupErr
 	}
-	cfg, err := configOf(metric)
+	cfg, err := configOf(cl.metric)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := p.engine(ar, metric, &cfg.Prometheus)
+	policyRef, err := p.policyRef(cfg.Policy)
+	if err != nil {
+		return nil, &ConfigError{Errs: []error{err}}
+	}
+	eng, err := p.engine(cl, &cfg.Prometheus)
 	if err != nil {
 		return nil, err
 	}
-	pol, err := p.cache.policy(cfg.Policy)
+	pol, err := p.cache.policy(policyRef)
 	if err != nil {
 		return nil, err
 	}
@@ -341,30 +382,38 @@ func (p *Plugin) prepare(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric) (*pre
 
 // engine returns the engine for a metric's Prometheus settings: the
 // operator's connection it names, or its own address with credentials
-// from the AnalysisRun's secret arguments only.
-func (p *Plugin) engine(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, pc *PrometheusConfig) (*analysis.Engine, error) {
+// from the AnalysisRun's secret arguments only. It sets the call's client
+// set: the connection's own set, or the set of the address's client,
+// which holds only the credentials that client was given and what it
+// sent.
+func (p *Plugin) engine(cl *call, pc *PrometheusConfig) (*analysis.Engine, error) {
 	if pc.Connection != "" {
-		conn, version, err := p.conns.get(pc.Connection, namespaceOf(ar))
+		conn, version, err := p.conns.get(pc.Connection, namespaceOf(cl.ar))
 		if err != nil {
 			return nil, &ConfigError{Errs: []error{fmt.Errorf("prometheus.connection %q: %w", pc.Connection, err)}}
 		}
+		cl.client = conn.secrets
 		key := fmt.Sprintf("connection\x00%s\x00%s\x00%d\x00%d\x00%d", conn.Name, version, pc.Timeout, pc.Retries, pc.MaxInFlight)
-		cfg := promapi.Config{URL: conn.URL, HTTP: conn.HTTP, Timeout: time.Duration(pc.Timeout), Retries: pc.Retries, Redact: p.secrets}
-		return p.cache.engine(key, cfg, pc.MaxInFlight, p.now)
+		cfg := promapi.Config{URL: conn.URL, HTTP: conn.HTTP, Timeout: time.Duration(pc.Timeout), Retries: pc.Retries, Redact: conn.secrets}
+		eng, _, err := p.cache.engine(key, cfg, pc.MaxInFlight, p.now)
+		return eng, err
 	}
 	fields := pc.credentialFields()
-	if errs := checkSecretArgs(ar, metric.Name, fields); len(errs) > 0 {
+	if errs := checkSecretArgs(cl.ar, cl.metric.Name, fields); len(errs) > 0 {
 		return nil, &ConfigError{Errs: errs}
 	}
 	for _, f := range fields {
-		p.secrets.Add(f.value)
+		cl.args.Add(f.value)
 	}
 	if b := pc.BasicAuth; b != nil {
-		p.secrets.AddBasicAuth(b.Username, b.Password)
+		cl.args.AddBasicAuth(b.Username, b.Password)
 	}
-	cfg := pc.client()
-	cfg.Redact = p.secrets
-	return p.cache.engine(pc.cacheKey(), cfg, pc.MaxInFlight, p.now)
+	// The cache gives a new client a set of its own (cfg.Redact is nil):
+	// the key is a hash of the settings, credentials included, so a
+	// client and its set serve only templates giving the same ones.
+	eng, set, err := p.cache.engine(pc.cacheKey(), pc.client(), pc.MaxInFlight, p.now)
+	cl.client = set
+	return eng, err
 }
 
 func namespaceOf(ar *v1alpha1.AnalysisRun) string {
@@ -384,7 +433,7 @@ func configOf(metric v1alpha1.Metric) (*Config, error) {
 }
 
 // look evaluates once at now and turns the verdict into the measurement.
-func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement, c *prepared, st stageState) v1alpha1.Measurement {
+func (p *Plugin) look(ctx context.Context, cl *call, m v1alpha1.Measurement, c *prepared, st stageState) v1alpha1.Measurement {
 	select {
 	case p.evals <- struct{}{}:
 	case <-ctx.Done():
@@ -396,10 +445,10 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 			m.Phase = v1alpha1.AnalysisPhaseRunning
 			m.ResumeAt = resumeAt(now.Add(time.Duration(c.policy.Spec.Interval)))
 			m.Message = busy.Error() + "; look skipped"
-			p.log.Warn("look skipped", logFields(ar, metric, "error", busy.Error())...)
+			p.log.Warn("look skipped", cl.logFields("error", busy.Error())...)
 			return m
 		}
-		return p.errorMeasurement(ar, metric, m, busy)
+		return p.errorMeasurement(cl, m, busy)
 	}
 	now := p.now()
 	req := c.req
@@ -409,7 +458,7 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 	elapsed := time.Since(began)
 	<-p.evals
 	if err != nil {
-		return p.errorMeasurement(ar, metric, m, err)
+		return p.errorMeasurement(cl, m, err)
 	}
 	st.Looks++
 	if v.Decision == analysis.Hold {
@@ -468,14 +517,14 @@ func (p *Plugin) look(ctx context.Context, ar *v1alpha1.AnalysisRun, metric v1al
 	if !final {
 		log = p.log.Debug // a look of a running stage; its end is logged at info
 	}
-	log("measurement", logFields(ar, metric, "phase", string(m.Phase), "verdict", string(v.Decision),
+	log("measurement", cl.logFields("phase", string(m.Phase), "verdict", string(v.Decision),
 		"looks", st.Looks, "queries", v.Queries, "queryErrors", v.QueryErrors, "elapsed", elapsed.String(), "reason", v.Reason)...)
 	return m
 }
 
 // outOfOrder fails a measurement whose stage started before its previous
 // stage passed (or, in dry run, says it would have).
-func (p *Plugin) outOfOrder(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement, c *prepared, reason string) v1alpha1.Measurement {
+func (p *Plugin) outOfOrder(cl *call, m v1alpha1.Measurement, c *prepared, reason string) v1alpha1.Measurement {
 	now := p.now()
 	m.FinishedAt = metaTime(now)
 	m.Phase = v1alpha1.AnalysisPhaseFailed
@@ -494,14 +543,14 @@ func (p *Plugin) outOfOrder(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m 
 		m.Phase = v1alpha1.AnalysisPhaseSuccessful
 		m.Message = "dry run, would be Failed: " + reason
 	}
-	p.log.Warn("stage out of order", logFields(ar, metric, "phase", string(m.Phase), "reason", reason)...)
+	p.log.Warn("stage out of order", cl.logFields("phase", string(m.Phase), "reason", reason)...)
 	return m
 }
 
 // errorMeasurement finishes m as an Error naming the problem: a config or
 // input the plugin cannot use. Argo counts consecutive errors against the
 // metric's consecutiveErrorLimit.
-func (p *Plugin) errorMeasurement(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, m v1alpha1.Measurement, err error) v1alpha1.Measurement {
+func (p *Plugin) errorMeasurement(cl *call, m v1alpha1.Measurement, err error) v1alpha1.Measurement {
 	now := p.now()
 	if m.StartedAt == nil {
 		m.StartedAt = metaTime(now)
@@ -510,7 +559,7 @@ func (p *Plugin) errorMeasurement(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metr
 	m.ResumeAt = nil
 	m.Phase = v1alpha1.AnalysisPhaseError
 	m.Message = oneLine(err)
-	p.log.Warn("measurement error", logFields(ar, metric, "error", m.Message)...)
+	p.log.Warn("measurement error", cl.logFields("error", m.Message)...)
 	return m
 }
 
@@ -559,18 +608,10 @@ func orDefault(s, def string) string {
 // repeated.
 func policyLabel(ref string) string {
 	ref = strings.TrimSpace(ref)
-	if strings.Contains(ref, "\n") || strings.HasPrefix(ref, "apiVersion") {
+	if isInlinePolicy(ref) {
 		return "inline"
 	}
 	return ref
-}
-
-func logFields(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, kv ...any) []any {
-	f := []any{"metric", metric.Name}
-	if ar != nil {
-		f = append(f, "analysisrun", ar.Namespace+"/"+ar.Name)
-	}
-	return append(f, kv...)
 }
 
 // valueJSON is the measurement's value: the largest canary burn rate of

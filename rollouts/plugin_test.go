@@ -203,7 +203,7 @@ func TestPluginInProcess(t *testing.T) {
 			{"not JSON", `{"policy": "phase-default",`, "not JSON"},
 			{"unknown field", h.config(prom.URL(), `, "canary": "x"`), "canary: unknown field"},
 			{"unknown preset", strings.Replace(h.config(prom.URL(), ""), "phase-default", "phase-defualt", 1), `policy "phase-defualt": unknown preset`},
-			{"policy file missing", strings.Replace(h.config(prom.URL(), ""), "phase-default", "/nonexistent/policy.yaml", 1), "read policy"},
+			{"policy file without a policy directory", strings.Replace(h.config(prom.URL(), ""), "phase-default", "/nonexistent/policy.yaml", 1), "policy: a policy file is read only from the directory the operator gives the plugin"},
 			{"unknown stage", h.config(prom.URL(), `, "stage": "canary-5"`), `stage "canary-5": not a stage of policy phase-default`},
 			{"bad namespace", strings.Replace(h.config(prom.URL(), ""), `"namespace": "shop"`, `"namespace": "Shop_1"`, 1), `namespace "Shop_1": not a valid namespace`},
 		} {

@@ -112,9 +112,9 @@ func storedConfig(ar *v1alpha1.AnalysisRun, metric string) (map[string]any, erro
 // learnSecretArgs adds the value of every argument of ar that the
 // controller resolved from a Secret and that metric's plugin config
 // refers to: what the resolved config may hold, and so what an error may
-// quote. Arguments other metrics use are left out: the set is the whole
-// process's, and a short value of another provider's (a Secret holding
-// "1") would mark every such text in every later measurement.
+// quote. Arguments other metrics use are left out: a value of another
+// provider's (a Secret holding "production") would mark that text in
+// this metric's measurements.
 func learnSecretArgs(set *redact.Set, ar *v1alpha1.AnalysisRun, metric string) {
 	if ar == nil {
 		return

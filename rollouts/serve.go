@@ -1,6 +1,7 @@
 package rollouts
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,7 +29,8 @@ var Handshake = goplugin.HandshakeConfig{
 // PluginKey is the name the controller dispenses the plugin by.
 const PluginKey = "RpcMetricProviderPlugin"
 
-// Environment variables read by [Main] (and EnvConnectionsFile).
+// Environment variables read by [Main] (and EnvConnectionsFile,
+// EnvPolicyDir).
 const (
 	// EnvLogFormat set to "json" makes the plugin log JSON lines (the
 	// controller's go-plugin client then re-logs them with their level).
@@ -56,8 +58,10 @@ const DefaultMemoryLimit = 32 << 20
 
 // Main serves the plugin with a logger configured from the environment
 // (PHASEGUARD_LOG_FORMAT, PHASEGUARD_LOG_LEVEL) writing to stderr, which
-// go-plugin forwards to the controller's log, redacted with the one set
-// of secrets the plugin learns every credential into, and the soft memory
+// go-plugin forwards to the controller's log, redacted with the set the
+// plugin learns the operator's and the Kubernetes client's credentials
+// into (what a log line says about a measurement is redacted with that
+// measurement's own set first), and the soft memory
 // limit DefaultMemoryLimit unless GOMEMLIMIT is set. The process's
 // arguments are the args of the plugin's entry in the argo-rollouts-config
 // ConfigMap (see [ParseArgs]). It returns when the controller closes the
@@ -90,22 +94,37 @@ func Main() {
 //
 //	--connections=FILE  the operator's connections file (see Connection),
 //	                    an absolute path; default $PHASEGUARD_CONNECTIONS_FILE
+//	--policy-dir=DIR    the operator's policy directory, the only place
+//	                    templates may name policy files in (see
+//	                    WithPolicyDir), an absolute path; default
+//	                    $PHASEGUARD_POLICY_DIR
 func ParseArgs(args []string, getenv func(string) string) ([]Option, error) {
 	fs := flag.NewFlagSet("phaseguard plugin", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	conns := fs.String("connections", getenv(EnvConnectionsFile), "the operator's connections file")
+	policyDir := fs.String("policy-dir", getenv(EnvPolicyDir), "the operator's policy directory")
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("plugin args (argo-rollouts-config): %w", err)
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("plugin args (argo-rollouts-config): unexpected argument %q (known: --connections=FILE)", fs.Arg(0))
+		return nil, fmt.Errorf("plugin args (argo-rollouts-config): unexpected argument %q (known: --connections=FILE, --policy-dir=DIR)", fs.Arg(0))
 	}
 	var opts []Option
+	var errs []error
 	if *conns != "" {
 		if !filepath.IsAbs(*conns) {
-			return nil, fmt.Errorf("plugin args (argo-rollouts-config): --connections %q: want an absolute path", *conns)
+			errs = append(errs, fmt.Errorf("plugin args (argo-rollouts-config): --connections %q: want an absolute path", *conns))
 		}
 		opts = append(opts, WithConnectionsFile(*conns))
+	}
+	if *policyDir != "" {
+		if !filepath.IsAbs(*policyDir) {
+			errs = append(errs, fmt.Errorf("plugin args (argo-rollouts-config): --policy-dir %q: want an absolute path", *policyDir))
+		}
+		opts = append(opts, WithPolicyDir(*policyDir))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return opts, nil
 }
