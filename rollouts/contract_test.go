@@ -1,6 +1,8 @@
 package rollouts_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,8 +51,16 @@ func TestContract(t *testing.T) {
 	connDir := t.TempDir()
 	writeFile(t, connDir, "token", connToken)
 	conns := writeFile(t, connDir, "connections.yaml", "connections:\n  - {name: prom, url: "+connGate.URL+", authorization: {credentials_file: token}}\n")
+	// The operator's policy directory, and a readable file outside it.
+	policyDir := t.TempDir()
+	preset, err := os.ReadFile(filepath.Join("..", "policies", "presets", "phase-default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inDir := writeFile(t, policyDir, "checkout.yaml", string(preset))
+	outside := writeFile(t, connDir, "outside.yaml", string(preset))
 	t.Chdir(t.TempDir())
-	argotest.Install(t, rollouts.Name, bin, "--connections="+conns)
+	argotest.Install(t, rollouts.Name, bin, "--connections="+conns, "--policy-dir="+policyDir)
 	ar := &v1alpha1.AnalysisRun{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "checkout-c1-3-canary"}}
 
 	t.Run("type and metadata", func(t *testing.T) {
@@ -86,6 +96,13 @@ func TestContract(t *testing.T) {
 			if got.Metadata["verdict"] == "" || got.Metadata["sli.drain-failure.burn"] == "" || got.Value == "" {
 				t.Errorf("%s: metadata %v value %q", tc.scenario, got.Metadata, got.Value)
 			}
+		}
+	})
+
+	t.Run("policy file", func(t *testing.T) {
+		p, m := argoProvider(t, strings.Replace(sc["healthy"].config(prom.URL(), `, "stage": "canary-10"`), "phase-default", inDir, 1))
+		if got := p.Run(ar, m); got.Phase != v1alpha1.AnalysisPhaseSuccessful || got.Metadata["policy"] != "phase-default" {
+			t.Errorf("a policy file in the --policy-dir: %s %q, policy %q", got.Phase, got.Message, got.Metadata["policy"])
 		}
 	})
 
@@ -131,6 +148,7 @@ func TestContract(t *testing.T) {
 			{"unknown field", h.config(prom.URL(), `, "treshold": 2`), "treshold: unknown field"},
 			{"hostile canary hash", strings.Replace(h.config(prom.URL(), ""), `"canaryHash": "`+h.CanaryHash+`"`, `"canaryHash": "x\"}) or vector(1) #"`, 1), "not a valid pod template hash"},
 			{"inline credentials", strings.Replace(h.config(prom.URL(), ""), "http://", "http://admin:hunter2@", 1), "must not hold user-info"},
+			{"policy file outside the policy directory", strings.Replace(h.config(prom.URL(), ""), "phase-default", outside, 1), "is not inside the plugin's policy directory " + policyDir},
 			{"token in the query", strings.Replace(h.config(prom.URL(), ""), `"retries"`, `"proxyUrl": "http://127.0.0.1:1?access_token=hunter2", "retries"`, 1), "prometheus.proxyUrl: url \"http://127.0.0.1:1\": must not have a query"},
 		} {
 			p, m := argoProvider(t, tc.cfg)

@@ -25,7 +25,9 @@ import (
 // TestExamples decodes every example strictly into Argo's and
 // Kubernetes' own types and checks that each piece is one the plugin
 // accepts: the ConfigMap's args, the connections file (with its files
-// where the Secret's mount puts them), the patch mounting it where the
+// where the Secret's mount puts them), the policies ConfigMap (laid out
+// as its volume is, each policy loaded through the plugin from the
+// policy directory the args name), the patch mounting both where the
 // args point, and each template's plugin config with its arguments filled
 // the way the Rollout fills them. The template taking its own credential
 // from a Secret is run against a recording server, which must receive
@@ -54,9 +56,17 @@ func TestExamples(t *testing.T) {
 	if _, err := rollouts.ParseArgs(items[0].Args, func(string) string { return "" }); err != nil {
 		t.Errorf("argo-rollouts-config args %q: %v", items[0].Args, err)
 	}
-	connsPath, ok := strings.CutPrefix(strings.Join(items[0].Args, " "), "--connections=")
-	if !ok {
-		t.Fatalf("argo-rollouts-config args %q: no --connections", items[0].Args)
+	var connsPath, policyDir string
+	for _, a := range items[0].Args {
+		if v, ok := strings.CutPrefix(a, "--connections="); ok {
+			connsPath = v
+		}
+		if v, ok := strings.CutPrefix(a, "--policy-dir="); ok {
+			policyDir = v
+		}
+	}
+	if connsPath == "" || policyDir == "" {
+		t.Fatalf("argo-rollouts-config args %q: want --connections=FILE and --policy-dir=DIR", items[0].Args)
 	}
 
 	// The connections Secret, its keys written as its volume would.
@@ -86,12 +96,60 @@ func TestExamples(t *testing.T) {
 		}
 	}
 
+	// The policies ConfigMap, laid out as its volume is: each key a
+	// symlink through ..data into a generation directory.
+	var pcm corev1.ConfigMap
+	read("policies.yaml", &pcm)
+	pdir := filepath.Join(t.TempDir(), "policies")
+	gen := filepath.Join(pdir, "..2026_01_01_00_00_00.000000001")
+	if err := os.MkdirAll(gen, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(gen), filepath.Join(pdir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range pcm.Data {
+		if err := os.WriteFile(filepath.Join(gen, name), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(pdir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(pcm.Data) == 0 {
+		t.Error("policies.yaml holds no policy")
+	}
+	policyServer := promapitest.ServeEcho(t, promapitest.EchoWarning)
+	withDir := rollouts.New(rollouts.WithPolicyDir(pdir))
+	for name := range pcm.Data {
+		cfg := `{"policy": "` + filepath.Join(pdir, name) + `", "prometheus": {"address": "` + policyServer.URL + `", "retries": -1},
+			"service": "checkout", "namespace": "shop", "canaryHash": "7f8c9d6b4", "stageOrdering": false}`
+		m := withDir.Run(&v1alpha1.AnalysisRun{}, pluginMetric(t, cfg))
+		if m.Phase == v1alpha1.AnalysisPhaseError || m.Metadata["policy"] != strings.TrimSuffix(name, ".yaml") {
+			t.Errorf("policies.yaml %s through --policy-dir: %s %q, policy %q", name, m.Phase, m.Message, m.Metadata["policy"])
+		}
+	}
+
 	var patch appsv1.Deployment
 	read("controller-patch.yaml", &patch)
 	pod := patch.Spec.Template.Spec
-	if len(pod.Volumes) != 1 || pod.Volumes[0].Secret == nil || pod.Volumes[0].Secret.SecretName != sec.Name ||
-		len(pod.Containers) != 1 || len(pod.Containers[0].VolumeMounts) != 1 || pod.Containers[0].VolumeMounts[0].MountPath != filepath.Dir(connsPath) {
-		t.Errorf("controller-patch does not mount Secret %s at %s: %+v", sec.Name, filepath.Dir(connsPath), pod)
+	mounts := map[string]string{} // volume name to mount path
+	if len(pod.Containers) == 1 {
+		for _, vm := range pod.Containers[0].VolumeMounts {
+			mounts[vm.Name] = vm.MountPath
+		}
+	}
+	var mountedSecret, mountedPolicies bool
+	for _, v := range pod.Volumes {
+		switch {
+		case v.Secret != nil && v.Secret.SecretName == sec.Name:
+			mountedSecret = mounts[v.Name] == filepath.Dir(connsPath)
+		case v.ConfigMap != nil && v.ConfigMap.Name == pcm.Name:
+			mountedPolicies = mounts[v.Name] == policyDir
+		}
+	}
+	if !mountedSecret || !mountedPolicies || len(pod.Volumes) != 2 {
+		t.Errorf("controller-patch does not mount Secret %s at %s and ConfigMap %s at %s: %+v", sec.Name, filepath.Dir(connsPath), pcm.Name, policyDir, pod)
 	}
 
 	var ro v1alpha1.Rollout
