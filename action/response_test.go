@@ -70,12 +70,15 @@ func TestIncompleteAnswersHold(t *testing.T) {
 				}
 			}
 			// The CLI's test holds an evaluation to the timeout + 0.5 s
-			// (cmd/phaseguard, a process of its own); here the whole
-			// step runs in a -race test binary beside parallel cases, so
-			// the bound is the timeout + 1 s: late answers are still cut
-			// at the deadline, not read to their end.
-			if elapsed > timeout+time.Second {
-				t.Errorf("the step took %s, want at most the %s timeout + 1s", elapsed, timeout)
+			// (cmd/phaseguard, a process of its own). Here the whole step
+			// (ledger, summary, redaction) runs in a -race test binary
+			// beside parallel cases and, in the full suite, other
+			// packages on two cores, where an unaltered step alone takes
+			// up to 2 s: the bound is the timeout + 3 s. A step that read
+			// late answers to their end, or retried past the deadline,
+			// would still exceed it.
+			if elapsed > timeout+3*time.Second {
+				t.Errorf("the step took %s, want at most the %s timeout + 3s", elapsed, timeout)
 			}
 		})
 	}
