@@ -68,12 +68,8 @@ func TestIncompleteAnswersAreInconclusive(t *testing.T) {
 			if tt.want == v1alpha1.AnalysisPhaseInconclusive && m.Metadata["verdict"] != "hold" {
 				t.Errorf("metadata verdict %q, want hold", m.Metadata["verdict"])
 			}
-			// The CLI's test holds an evaluation to the timeout + 0.5 s
-			// (cmd/phaseguard, a process of its own); here the whole
-			// step runs in a -race test binary beside parallel cases, so
-			// the bound is the timeout + 1 s: late answers are still cut
-			// at the deadline, not read to their end.
-			// 3 s of slack, as the Action's test: beside the full -race
+			// Late answers are cut at the deadline, not read to their
+			// end. 3 s of slack, as the Action's test: beside the full -race
 			// suite on two cores a Run took up to 4.1 s with the right
 			// phase; reading 100 MB to its end would take far longer.
 			if elapsed > timeout+3*time.Second {
