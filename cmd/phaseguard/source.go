@@ -193,9 +193,10 @@ const (
 	maxCredentialFile = 64 << 10
 )
 
-// quoted is a value quoted in an error: in backquotes by YAML, in double
-// quotes by url.Parse (`parse "http://u:password@h:bad port"`).
-var quoted = regexp.MustCompile("`[^`]*`|\"(?:[^\"\\\\]|\\\\.)*\"")
+// quoted is a value quoted in an error: in backquotes by YAML, from the
+// first to the last of a line (the value may hold backquotes itself), and
+// in double quotes by url.Parse (`parse "http://u:password@h:bad port"`).
+var quoted = regexp.MustCompile("`.*`|\"(?:[^\"\\\\]|\\\\.)*\"")
 
 // loadHTTPConfig reads Prometheus HTTP client settings from a regular file
 // of at most 1 MiB (a named pipe would hang, /dev/zero fill memory), with
