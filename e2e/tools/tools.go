@@ -10,4 +10,5 @@ package tools
 import (
 	_ "github.com/argoproj/argo-rollouts/cmd/rollouts-controller"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 )
