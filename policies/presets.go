@@ -11,6 +11,11 @@ import (
 // sel is the selector of one target on the metric convention of DESIGN.md.
 const sel = `service="$service",pod_template_hash="$hash"`
 
+// istioSel selects one target's requests in Istio's standard metrics,
+// each counted once: by the calling proxy (reporter="source"), the only
+// one that sees a request whose upstream was gone.
+const istioSel = `reporter="source",destination_service_name="$service",destination_workload_namespace="$namespace",destination_version="$hash"`
+
 // sliPresets are the built-in SLIs. The first seven follow phaseguard's
 // metric convention; the rest read metrics users already have.
 var sliPresets = map[string]SLI{
@@ -80,12 +85,17 @@ var sliPresets = map[string]SLI{
 		},
 	},
 	"istio-drain-503": {
-		Description: "requests answered 503 by Envoy because the upstream was gone or draining (Istio; destination_version carries the pod template hash)",
+		// reporter="source": with sidecars on both ends every request is
+		// counted by the calling proxy and again by the destination's, but
+		// a 503 that Envoy makes up because the upstream was gone (UF, UH,
+		// ...) only by the calling proxy, which alone sees every request:
+		// summing both reporters read half the 503 share. See README,
+		// "Istio and Argo's pod-template hash" for destination_version.
+		Description: "requests answered 503 by Envoy because the upstream was gone or draining, as the calling proxy saw them (Istio; destination_version must carry the pod template hash)",
 		Objective:   99.9,
 		Ratio: &Ratio{
-			Bad: `sum(increase(istio_requests_total{destination_service_name="$service",destination_workload_namespace="$namespace",destination_version="$hash",` +
-				`response_code="503",response_flags=~"UH|UF|UC|URX|NR"}[$window]))`,
-			Total: `sum(increase(istio_requests_total{destination_service_name="$service",destination_workload_namespace="$namespace",destination_version="$hash"}[$window]))`,
+			Bad:   `sum(increase(istio_requests_total{` + istioSel + `,response_code="503",response_flags=~"UH|UF|UC|URX|NR"}[$window]))`,
+			Total: `sum(increase(istio_requests_total{` + istioSel + `}[$window]))`,
 		},
 	},
 	"ingress-nginx-503": {
@@ -132,4 +142,56 @@ func Preset(name string) (*Policy, error) {
 // PresetYAML returns the YAML source of a built-in policy.
 func PresetYAML(name string) ([]byte, error) {
 	return presetFiles.ReadFile("presets/" + name + ".yaml")
+}
+
+// Missing is what a diagnosis of an SLI without data found missing in one
+// of its selectors (analysis probes them).
+type Missing int
+
+// What a selector may miss.
+const (
+	// MissingMetric: no series of the metric name at all.
+	MissingMetric Missing = iota + 1
+	// MissingLabel: series of the metric, none with the label.
+	MissingLabel
+	// MissingValue: series with the label, none with the selector's value
+	// of it (beside the selector's other matchers probed before it).
+	MissingValue
+)
+
+// metricHints are advice on the metrics the presets read, for a reason
+// that names what is missing: which exporter to scrape, which flag it
+// needs, which value a label must carry.
+var metricHints = []struct {
+	metric, label string
+	what          Missing
+	text          string
+}{
+	{"kube_pod_status_ready", "", MissingMetric, "is kube-state-metrics running and scraped?"},
+	{"kube_pod_labels", "", MissingMetric, "is kube-state-metrics running and scraped?"},
+	{"kube_pod_labels", "label_rollouts_pod_template_hash", MissingLabel,
+		"kube-state-metrics exports a pod label only when it is allow-listed: run it with --metric-labels-allowlist=pods=[rollouts-pod-template-hash]"},
+	{"kube_pod_labels", "label_rollouts_pod_template_hash", MissingValue,
+		"is the hash the Rollout's status.currentPodHash (canary) or status.stableRS (stable), and do its pods run?"},
+	{"istio_requests_total", "", MissingMetric, "are the Istio proxies' metrics scraped (port 15020, path /stats/prometheus)?"},
+	{"istio_requests_total", "reporter", MissingValue,
+		"only the destination's proxy reports these requests, so their callers have no sidecar; the calling proxy is the only one that sees a 503 whose upstream was gone"},
+	{"istio_requests_total", "destination_service_name", MissingValue,
+		"the service must be the name of the Kubernetes Service the callers address"},
+	{"istio_requests_total", "destination_version", MissingValue,
+		"Istio sets destination_version from the destination pod's app.kubernetes.io/version or version label, never from rollouts-pod-template-hash: see the README, \"Istio and Argo's pod-template hash\""},
+	{"nginx_ingress_controller_requests", "", MissingMetric, "is the ingress-nginx controller's metrics port (10254) scraped?"},
+	{"nginx_ingress_controller_requests", "exported_service", MissingValue,
+		"the service must be the name of the Kubernetes Service the Ingress routes to"},
+}
+
+// Hint returns advice for a reason saying that metric misses something
+// (label is empty for MissingMetric), or "" when there is none.
+func Hint(metric, label string, what Missing) string {
+	for _, h := range metricHints {
+		if h.metric == metric && h.label == label && h.what == what {
+			return h.text
+		}
+	}
+	return ""
 }
