@@ -10,3 +10,17 @@ import "time"
 func StageDecided(v *Verdict, start time.Time, soak time.Duration) bool {
 	return v.Decision == Fail || !v.Time.Before(start.Add(soak))
 }
+
+// HoldPending reports whether a hold is only "not yet": v holds at a look
+// of a stage that began at start and soaks soak, before the soak ends and
+// before the stage's last planned look (last). Thin evidence early in a
+// stage (a canary minutes old has few requests, a rate SLI needs minutes
+// to rule out a burn) is no reason to call a human; a stage that ends
+// without the evidence to pass is. Callers that report every look on its
+// own (the Argo plugin's look mode) report a pending hold as "go on" and
+// the hold at the stage's end as a hold; a fail is never pending, so a
+// fault still stops the stage at the first look that shows it
+// ([StageDecided]). A zero soak makes every hold final.
+func HoldPending(v *Verdict, start time.Time, soak time.Duration, last bool) bool {
+	return v.Decision == Hold && !last && !StageDecided(v, start, soak)
+}

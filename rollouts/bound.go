@@ -45,7 +45,8 @@ var essentialKeys = map[string]bool{
 	keyVerdict: true, "mode": true, "dryRun": true, "wouldBe": true, "terminated": true,
 	keyPolicy: true, keyStage: true, keyEvaluatedAt: true, keyMaxBurn: true, keyConfidence: true,
 	keyQueries: true, keyQueryErrors: true, "evaluationMs": true,
-	keyStageStart: true, keySoakEnd: true, keyLooks: true, keyHolds: true, keyWorst: true,
+	keyStageStart: true, keySoakEnd: true, keyLooks: true, keyHolds: true, keyWorst: true, keyStageSince: true,
+	keySince: true, keyLook: true, keyLookSoakEnd: true, keyPending: true,
 	// GetMetadata's.
 	"plugin": true, "connection": true, "prometheus": true,
 }

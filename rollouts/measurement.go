@@ -24,8 +24,21 @@ const (
 	keyQueries     = "queries"
 	keyQueryErrors = "queryErrors"
 
+	// The canary's start (the engine's Since) and, when it could not be
+	// read from the Rollout's AnalysisRuns, why.
+	keySince     = "since"
+	keySinceNote = "sinceNote"
+
+	// Look mode: this look's number ("3/21", or "3" without a count),
+	// when the stage's soak ends, and whether this look's hold is only
+	// pending (Successful: the stage's end decides).
+	keyLook        = "look"
+	keyLookSoakEnd = "look.soakEndsAt"
+	keyPending     = "pending"
+
 	// Stage-mode state, read back by Resume.
 	keyStageStart = "stage.startedAt"
+	keyStageSince = "stage.since"
 	keySoakEnd    = "stage.soakEndsAt"
 	keyLooks      = "stage.looks"
 	keyHolds      = "stage.holds"
@@ -107,6 +120,10 @@ type stageState struct {
 	Looks int
 	Holds int
 	Worst analysis.Decision
+	// Since is the canary's start (zero: unknown), SinceNote why it is
+	// this run's own start; neither is kept between calls but Since.
+	Since     time.Time
+	SinceNote string
 }
 
 func (s stageState) write(md map[string]string, soakEnd time.Time) {
@@ -115,6 +132,9 @@ func (s stageState) write(md map[string]string, soakEnd time.Time) {
 	md[keyLooks] = strconv.Itoa(s.Looks)
 	md[keyHolds] = strconv.Itoa(s.Holds)
 	md[keyWorst] = string(s.Worst)
+	if !s.Since.IsZero() {
+		md[keyStageSince] = s.Since.UTC().Format(time.RFC3339Nano)
+	}
 }
 
 // readState reads the stage state back from a measurement's metadata.
@@ -133,6 +153,11 @@ func readState(md map[string]string) (stageState, error) {
 	}
 	if s.Holds, err = strconv.Atoi(md[keyHolds]); err != nil || s.Holds < 0 {
 		return s, fmt.Errorf("resume: metadata %s %q: not a count", keyHolds, md[keyHolds])
+	}
+	if raw, ok := md[keyStageSince]; ok {
+		if s.Since, err = time.Parse(time.RFC3339Nano, raw); err != nil {
+			return s, fmt.Errorf("resume: metadata %s %q: not an RFC 3339 time", keyStageSince, raw)
+		}
 	}
 	switch w := analysis.Decision(md[keyWorst]); w {
 	case analysis.Pass, analysis.Hold, analysis.Fail:

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +48,7 @@ import (
 	"github.com/argoproj/argo-rollouts/pkg/apis/rollouts/v1alpha1"
 	"github.com/argoproj/argo-rollouts/utils/plugin/types"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/phaseguard/phaseguard/analysis"
@@ -90,6 +92,8 @@ type Plugin struct {
 	newRuns func(...*redact.Set) (AnalysisRunLister, error)
 
 	cache *cache
+	// starts caches the canary's start per Rollout revision (canaryStart).
+	starts starts
 	// evals bounds the evaluations running at once in the process; calls
 	// beyond it wait (within their deadline) holding only their request.
 	evals chan struct{}
@@ -269,7 +273,16 @@ func (p *Plugin) run(cl *call) v1alpha1.Measurement {
 			}
 		}
 	}
-	return p.look(ctx, cl, m, c, stageState{Start: now.UTC()})
+	st := stageState{Start: now.UTC()}
+	st.Since, st.SinceNote = p.canaryStart(ctx, cl, now)
+	if c.cfg.Mode == ModeLook {
+		lp, err := planLook(cl.ar, cl.metric, c.policy, c.cfg.Stage, now)
+		if err != nil {
+			return p.errorMeasurement(cl, m, &ConfigError{Errs: []error{err}})
+		}
+		c.look = &lp
+	}
+	return p.look(ctx, cl, m, c, st)
 }
 
 // Resume continues a stage-mode measurement: one more look, then Running
@@ -336,6 +349,8 @@ type prepared struct {
 	engine  *analysis.Engine
 	req     analysis.Request
 	timeout time.Duration
+	// look places a look-mode Run in its stage (nil in stage mode).
+	look *lookPlan
 }
 
 // prepare decodes the config, checks where its credentials and its
@@ -453,6 +468,7 @@ func (p *Plugin) look(ctx context.Context, cl *call, m v1alpha1.Measurement, c *
 	now := p.now()
 	req := c.req
 	req.At = now
+	req.Since = st.Since
 	began := time.Now()
 	v, err := c.engine.Evaluate(ctx, req)
 	elapsed := time.Since(began)
@@ -473,9 +489,36 @@ func (p *Plugin) look(ctx context.Context, cl *call, m v1alpha1.Measurement, c *
 	md["evaluationMs"] = fmt.Sprintf("%.1f", float64(elapsed.Microseconds())/1000)
 	m.Value = valueJSON(v)
 
+	if !st.Since.IsZero() {
+		md[keySince] = st.Since.UTC().Format(time.RFC3339)
+	}
+	if st.SinceNote != "" {
+		md[keySinceNote] = st.SinceNote
+	}
+
 	final := true
 	phase := phaseOf(v.Decision)
 	msg := v.Reason
+	if lp := c.look; lp != nil {
+		soakEnd := lp.start.Add(lp.soak)
+		md[keyLook] = strconv.Itoa(lp.look)
+		if lp.looks > 0 {
+			md[keyLook] += "/" + strconv.Itoa(lp.looks)
+		}
+		md[keyLookSoakEnd] = soakEnd.UTC().Format(time.RFC3339)
+		switch {
+		case analysis.HoldPending(v, lp.start, lp.soak, lp.last):
+			// Thin evidence early in the stage: go on. The stage's
+			// end decides (analysis.HoldPending).
+			phase = v1alpha1.AnalysisPhaseSuccessful
+			md[keyPending] = "true"
+			msg = fmt.Sprintf("look %s of stage %s, not decided before its soak ends %s (a hold then is Inconclusive): %s", md[keyLook], lp.stage, soakEnd.Format(time.RFC3339), v.Reason)
+		case v.Decision == analysis.Hold && now.Before(soakEnd):
+			msg = fmt.Sprintf("last look (%s) of stage %s, before its soak ends %s, without the evidence to pass: %s", md[keyLook], lp.stage, soakEnd.Format(time.RFC3339), v.Reason)
+		case v.Decision == analysis.Hold:
+			msg = fmt.Sprintf("stage %s soaked %s without the evidence to pass: %s", lp.stage, model.Duration(lp.soak), v.Reason)
+		}
+	}
 	if c.cfg.Mode == ModeStage {
 		stage, _ := c.policy.Stage(c.cfg.Stage)
 		soakEnd := st.Start.Add(time.Duration(stage.Soak))
