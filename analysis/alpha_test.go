@@ -83,7 +83,7 @@ func failedRuns(p *policies.Policy, runs []stageRun, a float64) int {
 	failed := 0
 	for _, r := range runs {
 		for t := step; t <= len(r.total); t += step {
-			res := judge(sliInput{sli: &p.Spec.SLIs[0], policy: p, a: a, canaryQuery: "q", canaryVec: r.vector(windows, t)})
+			res, _ := judge(sliInput{sli: &p.Spec.SLIs[0], policy: p, a: a, canaryQuery: "q", canaryVec: r.vector(windows, t)})
 			if res.Decision == Fail {
 				failed++
 				break

@@ -268,6 +268,7 @@ collect:
 	if !r.Since.IsZero() {
 		v.Since = r.Since.UTC()
 	}
+	var todo []diagnosis // SLIs without canary data, whose cause to probe
 	for i := range p.Spec.SLIs {
 		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, stableHash: r.StableHash, span: span, canary: canary, stable: stable}
 		for _, j := range jobs {
@@ -280,11 +281,17 @@ collect:
 				in.canaryQuery, in.canaryVec, in.canaryErr = j.query, j.vec, j.err
 			}
 		}
-		res := judge(in)
+		res, nd := judge(in)
 		if res.Error != "" {
 			v.QueryErrors++
 		}
+		if nd != nil {
+			todo = append(todo, diagnosis{sli: len(v.SLIs), nd: nd})
+		}
 		v.SLIs = append(v.SLIs, res)
+	}
+	if len(todo) > 0 {
+		v.Queries += e.diagnose(ctx, at, p, canary, todo, v)
 	}
 	v.Decision, v.Reason = combine(v, p)
 	return v, nil

@@ -193,14 +193,29 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 	return out, nil
 }
 
-// judge decides one SLI.
+// noData is an SLI that holds because the canary has no data in any
+// window: what was absent in the longest window, for the engine to
+// diagnose (diagnose.go) before it words the reason.
+type noData struct {
+	absent  *absentError
+	window  time.Duration // the longest window
+	dropped string        // what stable's data says, appended to the reason
+}
+
+// reason words the hold, with diag saying what is missing.
+func (n *noData) reason(diag string) string {
+	return fmt.Sprintf("no data for the canary in any window (%s): %s%s", n.absent, diag, n.dropped)
+}
+
+// judge decides one SLI. The noData is set when it holds for want of any
+// canary data, with a reason that says only that it was not diagnosed.
 //
 // The order of the rules is the contract of DESIGN.md ("Evidence",
 // "Baseline", "What a response means"): a fail needs only significance,
 // on whatever windows have data; a pass needs every window pair
 // evaluated, the baseline when one was asked for, minSamples events and a
 // bound that rules out a fast burn; everything in between holds.
-func judge(in sliInput) SLIResult {
+func judge(in sliInput) (SLIResult, *noData) {
 	sli, p := in.sli, in.policy
 	windows := p.Windows()
 	kind := sli.Kind()
@@ -235,13 +250,13 @@ func judge(in sliInput) SLIResult {
 	if in.canaryErr != nil {
 		r.Decision, r.Error = onErr, in.canaryErr.Error()
 		r.Reason = "canary query failed: " + shortErr(in.canaryErr, in.canaryQuery)
-		return r
+		return r, nil
 	}
 	cw, err := extract(sli, in.canary, windows, in.span, in.canaryVec)
 	if err != nil {
 		r.Decision, r.Error = onErr, err.Error()
 		r.Reason = "canary " + err.Error()
-		return r
+		return r, nil
 	}
 	byWin := map[time.Duration]window{}
 	for i, w := range cw {
@@ -288,7 +303,7 @@ func judge(in sliInput) SLIResult {
 		if w.err != nil && !errors.Is(w.err, ErrNoData) && !errors.Is(w.err, ErrCannotTell) {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("canary data unusable: %v", w.err)
-			return r
+			return r, nil
 		}
 	}
 
@@ -409,6 +424,7 @@ func judge(in sliInput) SLIResult {
 		dropped = fmt.Sprintf("; stable %s has data there, so the canary build may have renamed or dropped a metric", in.stableHash)
 	}
 
+	var nd *noData
 	switch {
 	case len(tripped) > 0 && r.Baseline != nil && r.Baseline.AlsoBad:
 		pair := tripped[0]
@@ -430,8 +446,11 @@ func judge(in sliInput) SLIResult {
 		r.Reason = "stable query failed: " + shortErr(in.stableErr, in.stableQuery)
 	case len(blind) == len(cw) && longest.err != nil && errors.Is(longest.err, ErrNoData):
 		r.Decision = Hold
-		r.Reason = fmt.Sprintf("no data for the canary in any window (%s): check the service and hash, and that the metrics are scraped", longest.err)
-		r.Reason += dropped
+		nd = &noData{window: longest.d, dropped: dropped}
+		if !errors.As(longest.err, &nd.absent) {
+			nd.absent = &absentError{part: policies.PartTotal}
+		}
+		r.Reason = nd.reason("not diagnosed")
 	case len(blind) > 0:
 		// A window without data is not a window within budget.
 		r.Decision = Hold
@@ -476,7 +495,7 @@ func judge(in sliInput) SLIResult {
 		r.Decision = Pass
 		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), in.over(longest.d), fmtBurn(Num(hi/budget)))
 	}
-	return r
+	return r, nd
 }
 
 // stableHas reports whether stable has data in some window where the

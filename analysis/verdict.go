@@ -47,7 +47,8 @@ type Verdict struct {
 	// Looks is the number of looks per stage alpha was spread over.
 	Looks int         `json:"looks"`
 	SLIs  []SLIResult `json:"slis"`
-	// Queries is the number of PromQL queries this evaluation sent.
+	// Queries is the number of PromQL queries this evaluation sent, the
+	// probes of SLIs without data included.
 	Queries int `json:"queries"`
 	// QueryErrors counts SLIs whose queries failed.
 	QueryErrors int `json:"queryErrors"`
@@ -92,7 +93,9 @@ type SLIResult struct {
 	Tripped []string `json:"tripped,omitempty"`
 	// Baseline is the stable version's side, when compared.
 	Baseline *BaselineResult `json:"baseline,omitempty"`
-	// Queries are the exact PromQL queries sent, canary first.
+	// Queries are the exact PromQL queries sent: canary first, then
+	// stable, then the probes of an SLI without canary data (what is
+	// missing: the metric, a label, a value).
 	Queries []string `json:"queries"`
 	// Error is the query error, when there was one.
 	Error string `json:"error,omitempty"`

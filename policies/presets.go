@@ -179,7 +179,7 @@ var metricHints = []struct {
 	{"istio_requests_total", "destination_service_name", MissingValue,
 		"the service must be the name of the Kubernetes Service the callers address"},
 	{"istio_requests_total", "destination_version", MissingValue,
-		"Istio sets destination_version from the destination pod's app.kubernetes.io/version or version label, never from rollouts-pod-template-hash: see the README, \"Istio and Argo's pod-template hash\""},
+		"Istio takes destination_version from the destination pod's app.kubernetes.io/version or version label, which Argo does not set to the pod-template hash: see the README, \"Istio and Argo's pod-template hash\""},
 	{"nginx_ingress_controller_requests", "", MissingMetric, "is the ingress-nginx controller's metrics port (10254) scraped?"},
 	{"nginx_ingress_controller_requests", "exported_service", MissingValue,
 		"the service must be the name of the Kubernetes Service the Ingress routes to"},
