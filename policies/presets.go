@@ -76,7 +76,10 @@ var sliPresets = map[string]SLI{
 	},
 	"kube-readiness-flaps": {
 		// resets() counts drops from ready to not ready: one per flap, and
-		// none for a pod that becomes ready for the first time.
+		// none for a pod that becomes ready for the first time. The pods
+		// are the target's by kube_pod_labels' label_rollouts_pod_template_hash,
+		// which kube-state-metrics exports only when run with
+		// --metric-labels-allowlist=pods=[rollouts-pod-template-hash].
 		Description: "times per hour a pod of the target lost readiness, from kube-state-metrics",
 		Allowance:   2,
 		Rate: &Rate{
