@@ -1,9 +1,9 @@
 // Command phaseguard guards canary releases against phase-flip errors.
 //
 // One binary serves every front end: the CLI (evaluate, backtest, lint,
-// demo), the GitHub Action (the action subcommand) and, when the Argo
-// Rollouts controller starts it with ARGO_ROLLOUTS_RPC_PLUGIN set, the Argo
-// Rollouts metric provider plugin. main only wires; see run.
+// demo, install-plugin), the GitHub Action (the action subcommand) and,
+// when the Argo Rollouts controller starts it with ARGO_ROLLOUTS_RPC_PLUGIN
+// set, the Argo Rollouts metric provider plugin. main only wires; see run.
 package main
 
 import (

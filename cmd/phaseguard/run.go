@@ -44,13 +44,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"evaluate": {"judge the canary once, at --at (default now)", runEvaluate},
-		"backtest": {"walk a time range at --step and print the verdict at each step", runBacktest},
-		"lint":     {"validate policy files and their PromQL", runLint},
-		"demo":     {"replay bundled canaries through the engine; no setup needed", runDemo},
-		"presets":  {"list the built-in policies, or print one as YAML", runPresets},
-		"action":   {"run as the GitHub Action (inputs from INPUT_* variables; see action.yml)", runAction},
-		"version":  {"print the version", runVersion},
+		"evaluate":       {"judge the canary once, at --at (default now)", runEvaluate},
+		"backtest":       {"walk a time range at --step and print the verdict at each step", runBacktest},
+		"lint":           {"validate policy files and their PromQL", runLint},
+		"demo":           {"replay bundled canaries through the engine; no setup needed", runDemo},
+		"presets":        {"list the built-in policies, or print one as YAML", runPresets},
+		"action":         {"run as the GitHub Action (inputs from INPUT_* variables; see action.yml)", runAction},
+		"version":        {"print the version", runVersion},
+		"install-plugin": {"copy this binary into a directory, for the Argo Rollouts controller (an init container)", runInstallPlugin},
 	}
 }
 
@@ -84,12 +85,14 @@ func usage(w io.Writer, cmds map[string]command) {
 	fmt.Fprintln(w, "phaseguard stops a canary release before phase-flip errors burn its error budget.")
 	fmt.Fprintln(w, "\nUsage: phaseguard <command> [flags]\n\nCommands:")
 	names := make([]string, 0, len(cmds))
+	width := 0
 	for n := range cmds {
 		names = append(names, n)
+		width = max(width, len(n))
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-9s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-*s %s\n", width, n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nExit codes: 0 pass, 1 fail, 2 hold, 3 error, 4 usage.")
 	fmt.Fprintln(w, "Run 'phaseguard <command> -h' for a command's flags.")
@@ -104,7 +107,7 @@ func parse(fs *flag.FlagSet, e env, args []string) (code int, ok bool) {
 		}
 		return exitUsage, false
 	}
-	if fs.NArg() > 0 && fs.Name() != "lint" && fs.Name() != "presets" {
+	if fs.NArg() > 0 && fs.Name() != "lint" && fs.Name() != "presets" && fs.Name() != "install-plugin" {
 		fmt.Fprintf(e.stderr, "phaseguard %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return exitUsage, false
 	}
