@@ -122,12 +122,16 @@ func fitMeasurement(msg string, md map[string]string) (string, map[string]string
 
 // detailRank orders non-essential metadata keys, most useful first: the
 // verdicts and burns of failing and holding SLIs, the verdict's reason
-// (the message mostly says it already), the passing SLIs' verdicts, the
+// (the message mostly says it already), why the canary's start is this
+// run's (sinceNote), the passing SLIs' verdicts, the
 // rest of the failing and holding SLIs' figures, the passing SLIs',
 // baselines, and last the query errors (their reasons quote them, short).
 func detailRank(k string, md map[string]string) int {
-	if k == keyReason {
+	switch k {
+	case keyReason:
 		return 2
+	case keySinceNote:
+		return 3 // why the windows start at this run: short, and rare
 	}
 	name, field, ok := sliKey(k)
 	if !ok {

@@ -132,7 +132,7 @@ func TestController(t *testing.T) {
 	controller.Env = append(os.Environ(), "POD_NAMESPACE="+controllerNS, "KUBECONFIG="+kubeconfig, rollouts.EnvLogFormat+"=json")
 	proc := kubetest.StartProcess(t, "rollouts-controller", controller)
 
-	// The stage mode's runs use phase-default with a 40s soak looked at
+	// The runs use phase-default with canary-10 soaking 40s, looked at
 	// every 10s, so that the stage ends within the test.
 	policy := shortStagePolicy(t)
 	closed := "http://127.0.0.1:" + strconv.Itoa(kubetest.FreePort(t)) // nothing listens
@@ -156,11 +156,11 @@ spec:
 		message                                      string
 		owner                                        *unstructured.Unstructured
 	}{
-		{"look-healthy", "look", "healthy", prom.URL(), "", v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
-		{"look-drain", "look", "drain-misrouting", prom.URL(), "", v1alpha1.AnalysisPhaseFailed, "drain-failure: burning", nil},
-		{"look-thin", "look", "thin-traffic", prom.URL(), "", v1alpha1.AnalysisPhaseInconclusive, "thin evidence", nil},
-		{"look-no-prometheus", "look", "healthy", closed, "", v1alpha1.AnalysisPhaseInconclusive, "connection refused", nil},
-		{"look-secret-arg", "secret-arg", "healthy", argGate.URL, "", v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
+		{"look-healthy", "look", "healthy", prom.URL(), policy, v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
+		{"look-drain", "look", "drain-misrouting", prom.URL(), policy, v1alpha1.AnalysisPhaseFailed, "drain-failure: burning", nil},
+		{"look-thin", "look", "thin-traffic", prom.URL(), policy, v1alpha1.AnalysisPhaseInconclusive, "stage canary-10 soaked 40s without the evidence to pass: ", nil},
+		{"look-no-prometheus", "look", "healthy", closed, policy, v1alpha1.AnalysisPhaseInconclusive, "connection refused", nil},
+		{"look-secret-arg", "secret-arg", "healthy", argGate.URL, policy, v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
 		{"stage-healthy", "stage", "healthy", prom.URL(), policy, v1alpha1.AnalysisPhaseSuccessful, "stage canary-10 soaked 40s over", nil},
 		{"stage-drain", "stage", "drain-misrouting", prom.URL(), policy, v1alpha1.AnalysisPhaseFailed, "stage canary-10 failed at look 1", nil},
 		{"stage-thin", "stage", "thin-traffic", prom.URL(), policy, v1alpha1.AnalysisPhaseInconclusive, "thin evidence", nil},
@@ -296,11 +296,13 @@ func analysisRun(t *testing.T, name, ns, template string, s scenario, prometheus
 		t.Fatal(err)
 	}
 	if template != "stage" {
-		// The look template looks 20 times, 30s apart (the 10m soak): two
-		// looks 5s apart keep a passing run short; a failing or held run
-		// ends at its first look either way.
-		metrics[0].Count = &intstr.IntOrString{Type: intstr.Int, IntVal: 2}
-		metrics[0].Interval = "5s"
+		// The look templates look 31 times, 30s apart (the longest
+		// built-in soak, 15m): with the 40s soak, 5 looks 10s apart
+		// cover it ((5-1) × 10s), as the plugin demands. A failing run
+		// ends at its first failing look, a passing one after its 5
+		// looks, a held one at the look at the soak's end.
+		metrics[0].Count = &intstr.IntOrString{Type: intstr.Int, IntVal: 5}
+		metrics[0].Interval = "10s"
 	}
 	values := map[string]string{"service": s.Service, "namespace": s.Namespace, "canary-hash": s.CanaryHash, "stable-hash": s.StableHash, "stage": stage}
 	var args []v1alpha1.Argument

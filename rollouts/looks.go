@@ -162,7 +162,7 @@ func (p *Plugin) canaryStart(ctx context.Context, cl *call, now time.Time) (time
 	}
 	runs, err := lister.ListAnalysisRuns(ctx, ar.Namespace, LabelPodTemplateHash+"="+hash)
 	if err != nil {
-		return own, fmt.Sprintf("this AnalysisRun's start: list AnalysisRuns in namespace %s (needs RBAC get, list on analysisruns.argoproj.io): %s", ar.Namespace, oneLine(err))
+		return own, fmt.Sprintf("this AnalysisRun's start: could not list AnalysisRuns in namespace %s (needs RBAC get, list on analysisruns.argoproj.io): %s", ar.Namespace, oneLine(err))
 	}
 	start := own
 	for i := range runs {

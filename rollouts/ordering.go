@@ -228,16 +228,21 @@ func rolloutOwner(r *v1alpha1.AnalysisRun) *metav1.OwnerReference {
 	return nil
 }
 
-// runStart is when an AnalysisRun started: its status.startedAt, else its
-// creation, else def.
+// runStart is when an AnalysisRun started: the earlier of its creation
+// and its status.startedAt, else def. The controller sets startedAt in
+// the status update after the run's first measurement (argo-rollouts
+// analysis/analysis.go), so the first call sees none and later ones a
+// time after the first look; the creation, before any look, is the start
+// every call agrees on.
 func runStart(r *v1alpha1.AnalysisRun, def time.Time) time.Time {
+	start := def
 	if r.Status.StartedAt != nil {
-		return r.Status.StartedAt.Time
+		start = r.Status.StartedAt.Time
 	}
-	if !r.CreationTimestamp.IsZero() {
-		return r.CreationTimestamp.Time
+	if c := r.CreationTimestamp; !c.IsZero() && (r.Status.StartedAt == nil || c.Time.Before(start)) {
+		start = c.Time
 	}
-	return def
+	return start
 }
 
 // usesStage reports whether a metric of r uses this plugin for stage. The

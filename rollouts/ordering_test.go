@@ -1,6 +1,8 @@
 package rollouts_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -101,6 +103,13 @@ status:
 	return ar
 }
 
+// failingLister is a cluster that refuses the list (no RBAC).
+type failingLister struct{}
+
+func (failingLister) ListAnalysisRuns(context.Context, string, string) ([]v1alpha1.AnalysisRun, error) {
+	return nil, errors.New(`analysisruns.argoproj.io is forbidden: User "system:serviceaccount:argo-rollouts:argo-rollouts" cannot list resource "analysisruns"`)
+}
+
 func TestStageOrdering(t *testing.T) {
 	t.Parallel()
 	cfg := kubetest.Start(t, kubetest.Rollouts, kubetest.AnalysisRuns)
@@ -115,6 +124,9 @@ func TestStageOrdering(t *testing.T) {
 		extra     string // more config fields
 		wantPhase v1alpha1.AnalysisPhase
 		want      string
+		// sinceAgo, when set, is how long ago the canary started: the
+		// earliest run of the same Rollout, revision and hash.
+		sinceAgo time.Duration
 	}{
 		{name: "no previous run",
 			wantPhase: v1alpha1.AnalysisPhaseFailed, want: outOfOrder + " (no AnalysisRun of canary-10 found for this revision)"},
@@ -146,11 +158,13 @@ func TestStageOrdering(t *testing.T) {
 			prev: []prevRun{
 				{stage: "canary-10", phase: "Failed", ago: 30 * time.Minute, revision: "3"},
 				{stage: "canary-10", viaArgs: true, phase: "Successful", ago: 11 * time.Minute, revision: "3"},
+				{stage: "canary-10", phase: "Successful", ago: 50 * time.Minute, revision: "2"},
+				{stage: "canary-10", phase: "Successful", ago: 40 * time.Minute, revision: "3", otherOwner: true},
 			},
-			wantPhase: v1alpha1.AnalysisPhaseInconclusive, want: "query error"},
+			wantPhase: v1alpha1.AnalysisPhaseInconclusive, want: "query error", sinceAgo: 30 * time.Minute},
 		{name: "ordering off",
 			extra:     `, "stageOrdering": false`,
-			wantPhase: v1alpha1.AnalysisPhaseInconclusive, want: "query error"},
+			wantPhase: v1alpha1.AnalysisPhaseInconclusive, want: "query error", sinceAgo: time.Nanosecond},
 		{name: "dry run",
 			extra:     `, "dryRun": true`,
 			wantPhase: v1alpha1.AnalysisPhaseSuccessful, want: "dry run, would be Failed: " + outOfOrder},
@@ -167,8 +181,28 @@ func TestStageOrdering(t *testing.T) {
 			if m.FinishedAt == nil {
 				t.Error("measurement not finished")
 			}
+			if tc.sinceAgo > 0 {
+				since, err := time.Parse(time.RFC3339, m.Metadata["since"])
+				want := time.Now().Add(-tc.sinceAgo)
+				if err != nil || since.Sub(want).Abs() > 10*time.Second {
+					t.Errorf("metadata since %q, want the earliest run of this revision, %s", m.Metadata["since"], want.UTC().Format(time.RFC3339))
+				}
+			}
 		})
 	}
+
+	t.Run("canary start without RBAC", func(t *testing.T) {
+		t.Parallel()
+		ar := orderingFixture(t, cfg, "ordering-rbac", nil)
+		p := rollouts.New(rollouts.WithAnalysisRuns(failingLister{}))
+		m := p.Run(ar, pluginMetric(t, `{"policy": "phase-default", "stage": "canary-10", "service": "checkout", "namespace": "shop",
+			"canaryHash": "7f8c9d6b4", "prometheus": {"address": "`+closedAddress(t)+`", "retries": -1}}`))
+		since, err := time.Parse(time.RFC3339, m.Metadata["since"])
+		if m.Phase != v1alpha1.AnalysisPhaseInconclusive || err != nil || since.Sub(ar.Status.StartedAt.Time).Abs() > time.Second ||
+			!strings.Contains(m.Metadata["sinceNote"], "needs RBAC get, list on analysisruns.argoproj.io") {
+			t.Errorf("measurement %s %q, since %q (%q): want this run's start and why", m.Phase, m.Message, m.Metadata["since"], m.Metadata["sinceNote"])
+		}
+	})
 
 	t.Run("not created by a Rollout", func(t *testing.T) {
 		t.Parallel()
