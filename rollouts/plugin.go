@@ -4,9 +4,16 @@
 // plugin "phaseguard/phaseguard" into an [analysis.Request], asks the engine
 // for a verdict, and translates the verdict back into a Measurement:
 //
-//	fail -> Failed        (Argo aborts the Rollout and rolls back)
-//	hold -> Inconclusive  (Argo pauses the Rollout for a human)
+//	fail -> Failed        (Argo aborts the Rollout and rolls back), at the first look that shows it
+//	hold -> Inconclusive  (Argo pauses the Rollout for a human), at the stage's end
 //	pass -> Successful
+//
+// A hold before the stage has soaked is thin evidence, not a reason to
+// call a human (analysis.HoldPending): stage mode keeps its measurement
+// Running, look mode reports the look Successful with verdict hold and
+// pending true, and the stage's end decides. The engine's windows reach
+// back to the canary's start, read from the Rollout's AnalysisRuns
+// (canaryStart).
 //
 // A configuration the plugin cannot use (bad JSON, an unknown field, an
 // unknown preset, an argument that is not a valid hash, a credential
