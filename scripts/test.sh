@@ -28,6 +28,10 @@ mkdir -p "$PHASEGUARD_E2E_BIN"
 echo "test.sh: building kube-apiserver and rollouts-controller into $PHASEGUARD_E2E_BIN" >&2
 go build -C e2e/tools -trimpath -o "$PHASEGUARD_E2E_BIN" \
 	github.com/argoproj/argo-rollouts/cmd/rollouts-controller k8s.io/kubernetes/cmd/kube-apiserver
+# Argo Rollouts v1.7.2's plugin loader (module e2e/argo-oldest: Kubernetes
+# v0.29), for rollouts.TestOldestArgo, the oldest supported release.
+echo "test.sh: building argo-oldest-loader (Argo Rollouts v1.7.2) into $PHASEGUARD_E2E_BIN" >&2
+go build -C e2e/argo-oldest -trimpath -o "$PHASEGUARD_E2E_BIN/argo-oldest-loader" .
 
 # The real Prometheus and VictoriaMetrics tests must not skip when they are
 # what CI is for (promtest.Binary fails them under CI=true).
