@@ -90,7 +90,7 @@ func TestShippedTemplatesCoverEveryStage(t *testing.T) {
 			t.Fatal(err)
 		}
 		var tpl struct {
-			Kind string                       `json:"kind"`
+			Kind string                        `json:"kind"`
 			Spec v1alpha1.AnalysisTemplateSpec `json:"spec"`
 		}
 		if err := yaml.Unmarshal(data, &tpl); err != nil || !strings.HasSuffix(tpl.Kind, "AnalysisTemplate") {
