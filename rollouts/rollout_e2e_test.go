@@ -605,7 +605,9 @@ func (r *liveRollout) analysisRuns(t *testing.T, ctx context.Context) map[string
 		out[typ] = append(out[typ], ar)
 	}
 	for _, ars := range out {
-		slices.SortFunc(ars, func(a, b *v1alpha1.AnalysisRun) int { return a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time) })
+		slices.SortFunc(ars, func(a, b *v1alpha1.AnalysisRun) int {
+			return a.CreationTimestamp.Time.Compare(b.CreationTimestamp.Time)
+		})
 	}
 	return out
 }
