@@ -2,9 +2,10 @@
 # Runs phaseguard's whole test suite on a fresh machine: installs the real
 # components the tests run against (Debian's prometheus, with promtool, and
 # victoria-metrics),
-# builds the real kube-apiserver and Argo Rollouts controller the
-# end-to-end test runs (module e2e/tools: minutes the first time, seconds
-# once Go's build cache has them), then `go test -race ./...`. Extra
+# builds the real kube-apiserver, kube-controller-manager, Argo Rollouts
+# controller and KWOK the end-to-end tests run (modules e2e/tools and
+# e2e/kwok: minutes the first time, seconds once Go's build cache has
+# them), then `go test -race ./...`. Extra
 # arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,13 +22,18 @@ if ((${#need[@]})); then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# kube-apiserver v1.34.5 and rollouts-controller v1.10.0, for
-# rollouts.TestController (it builds them itself when this is not set).
+# kube-apiserver and kube-controller-manager v1.34.5 and rollouts-controller
+# v1.10.0 (module e2e/tools), and KWOK v0.8.0 (module e2e/kwok: Kubernetes
+# v0.36), for rollouts.TestController, rollouts.TestRolloutEndToEnd and
+# kubetest.TestPodsRunOnKWOK (they build them themselves when this is not
+# set: kubetest.Binaries).
 export PHASEGUARD_E2E_BIN="${PHASEGUARD_E2E_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/phaseguard/e2e-bin}"
 mkdir -p "$PHASEGUARD_E2E_BIN"
-echo "test.sh: building kube-apiserver and rollouts-controller into $PHASEGUARD_E2E_BIN" >&2
+echo "test.sh: building kube-apiserver, kube-controller-manager, rollouts-controller and kwok into $PHASEGUARD_E2E_BIN" >&2
 go build -C e2e/tools -trimpath -o "$PHASEGUARD_E2E_BIN" \
-	github.com/argoproj/argo-rollouts/cmd/rollouts-controller k8s.io/kubernetes/cmd/kube-apiserver
+	github.com/argoproj/argo-rollouts/cmd/rollouts-controller k8s.io/kubernetes/cmd/kube-apiserver \
+	k8s.io/kubernetes/cmd/kube-controller-manager
+go build -C e2e/kwok -trimpath -o "$PHASEGUARD_E2E_BIN" sigs.k8s.io/kwok/cmd/kwok
 # Argo Rollouts v1.7.2's plugin loader (module e2e/argo-oldest: Kubernetes
 # v0.29), for rollouts.TestOldestArgo, the oldest supported release.
 echo "test.sh: building argo-oldest-loader (Argo Rollouts v1.7.2) into $PHASEGUARD_E2E_BIN" >&2
