@@ -27,8 +27,9 @@ import (
 // Argo Rollouts' CRDs installed (all five, or the resources given), and
 // returns a client configuration with cluster-admin credentials. Unlike
 // [Start] it serves the whole Kubernetes API (namespaces, ConfigMaps,
-// Pods, Jobs, events, leases...), which a real controller needs. There is
-// no kubelet and no kube-controller-manager: nothing runs pods.
+// Pods, Jobs, events, leases...), which a real controller needs. Alone it
+// runs no pods: add [StartKubeControllerManager] for ReplicaSets' pods and
+// [StartKWOK] with a [CreateKWOKNode] node to make them Running and Ready.
 //
 // Authentication is one static bearer token in group system:masters;
 // authorization allows everything. The server's certificate is self-signed

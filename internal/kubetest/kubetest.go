@@ -11,6 +11,13 @@
 //
 // Build tests that use it without -trimpath: the server locates its own
 // source files at run time.
+//
+// It also runs the real components as processes, for end-to-end tests:
+// [StartKubeAPIServer] (the whole Kubernetes API, on the same embedded
+// etcd), [StartKubeControllerManager] (the controllers a ReplicaSet's pods
+// need) and [StartKWOK] with [CreateKWOKNode] (a fake node whose pods KWOK
+// makes Running and Ready, standing in for a kubelet), from binaries
+// [Binaries] builds from the e2e/ modules or finds in $PHASEGUARD_E2E_BIN.
 package kubetest
 
 import (
