@@ -777,8 +777,8 @@ func installAsDocumented(t *testing.T, ctx context.Context, cs kubernetes.Interf
 		t.Fatalf("%s: no metricProviderPlugins entry named %s", file, rollouts.Name)
 	}
 	entry := entries[i]
-	// The placeholder sha256 (64 zeros, unquoted) decodes as a number:
-	// only its presence is checked.
+	// Only their presence is checked: an unquoted placeholder sha256 (64
+	// zeros) would decode as a number.
 	for _, key := range []string{"location", "sha256"} {
 		if entry[key] == nil {
 			t.Fatalf("%s: entry %s has no %s to set", file, rollouts.Name, key)
