@@ -31,35 +31,9 @@ import (
 	"github.com/phaseguard/phaseguard/rollouts"
 )
 
-// E2EBinEnv names a directory holding the kube-apiserver and
-// rollouts-controller binaries built from the e2e/tools module (what
-// scripts/test.sh exports after building them). Without it the test
-// builds them itself, with the same command.
-const E2EBinEnv = "PHASEGUARD_E2E_BIN"
-
-// e2eBinaries returns the directory holding kube-apiserver and
-// rollouts-controller, building them from ../e2e/tools when $PHASEGUARD_E2E_BIN
-// is not set. The first build compiles Kubernetes and takes minutes; Go's
-// build cache makes later ones take seconds.
-func e2eBinaries(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv(E2EBinEnv)
-	if dir == "" {
-		dir = t.TempDir()
-		t.Logf("building kube-apiserver and rollouts-controller from e2e/tools (minutes on a cold build cache; set %s to reuse a build)", E2EBinEnv)
-		cmd := exec.Command("go", "build", "-C", "../e2e/tools", "-trimpath", "-o", dir,
-			"github.com/argoproj/argo-rollouts/cmd/rollouts-controller", "k8s.io/kubernetes/cmd/kube-apiserver")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
-		}
-	}
-	for _, name := range []string{"kube-apiserver", "rollouts-controller"} {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			t.Fatalf("%s: %v (build e2e/tools, see scripts/test.sh)", name, err)
-		}
-	}
-	return dir
-}
+// E2EBinEnv names the directory holding the binaries built from the e2e
+// modules (kubetest.BinEnv): what scripts/test.sh exports.
+const E2EBinEnv = kubetest.BinEnv
 
 // TestController runs the real Argo Rollouts controller (v1.10.0, its
 // analysis controller) against a real kube-apiserver, loading the built
@@ -72,7 +46,7 @@ func e2eBinaries(t *testing.T) string {
 // or kube-controller-manager here to run a Rollout's pods, so the
 // AnalysisRuns are created directly, with the args a Rollout step passes.
 func TestController(t *testing.T) {
-	bins := e2eBinaries(t)
+	bins := kubetest.Binaries(t, "..", "kube-apiserver", "rollouts-controller")
 	bin := pluginBinary(t)
 	prom, sc := startScenarios(t, time.Now().Add(5*time.Minute), "healthy", "drain-misrouting", "thin-traffic")
 	kube := kubetest.StartKubeAPIServer(t, filepath.Join(bins, "kube-apiserver"))
