@@ -59,12 +59,14 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// call is one line of input.
+// call is one line of input. Its own fields are decoded strictly; the
+// AnalysisRun and Measurement as the controller's client decodes what
+// the API server sends (fields of later Argo releases are ignored).
 type call struct {
-	Call        string                `json:"call"`
-	AnalysisRun *v1alpha1.AnalysisRun `json:"analysisRun"`
-	Metric      string                `json:"metric"`
-	Measurement *v1alpha1.Measurement `json:"measurement"`
+	Call        string          `json:"call"`
+	AnalysisRun json.RawMessage `json:"analysisRun"`
+	Metric      string          `json:"metric"`
+	Measurement json.RawMessage `json:"measurement"`
 }
 
 // result is one line of output.
@@ -137,24 +139,29 @@ func serve(in io.Reader, out io.Writer) int {
 			fmt.Fprintf(os.Stderr, "argo-oldest-loader: call on line %d: %v\n", line, err)
 			return 1
 		}
-		if c.AnalysisRun == nil {
-			fmt.Fprintf(os.Stderr, "argo-oldest-loader: call on line %d: no analysisRun\n", line)
+		var run v1alpha1.AnalysisRun
+		if err := json.Unmarshal(c.AnalysisRun, &run); err != nil {
+			fmt.Fprintf(os.Stderr, "argo-oldest-loader: call on line %d: analysisRun: %v\n", line, err)
 			return 1
 		}
 		var m *v1alpha1.Metric
-		for i := range c.AnalysisRun.Spec.Metrics {
-			if c.AnalysisRun.Spec.Metrics[i].Name == c.Metric {
-				m = &c.AnalysisRun.Spec.Metrics[i]
+		for i := range run.Spec.Metrics {
+			if run.Spec.Metrics[i].Name == c.Metric {
+				m = &run.Spec.Metrics[i]
 			}
 		}
 		if m == nil {
-			fmt.Fprintf(os.Stderr, "argo-oldest-loader: call on line %d: analysisRun %s has no metric %q\n", line, c.AnalysisRun.Name, c.Metric)
+			fmt.Fprintf(os.Stderr, "argo-oldest-loader: call on line %d: analysisRun %q has no metric %q\n", line, run.Name, c.Metric)
 			return 1
 		}
-		k := key{c.AnalysisRun.Namespace + "/" + c.AnalysisRun.Name, c.Metric}
-		if c.Measurement == nil {
-			prev := last[k]
-			c.Measurement = &prev
+		k := key{run.Namespace + "/" + run.Name, c.Metric}
+		measurement := last[k]
+		if len(c.Measurement) > 0 {
+			measurement = v1alpha1.Measurement{}
+			if err := json.Unmarshal(c.Measurement, &measurement); err != nil {
+				fmt.Fprintf(os.Stderr, "argo-oldest-loader: call on line %d: measurement: %v\n", line, err)
+				return 1
+			}
 		}
 		r := result{Call: c.Call}
 		// As the controller, a provider per call: argo's client keeps one
@@ -170,16 +177,16 @@ func serve(in io.Reader, out io.Writer) int {
 		case "metadata":
 			r.Metadata = p.GetMetadata(*m)
 		case "run":
-			got := p.Run(c.AnalysisRun, *m)
+			got := p.Run(&run, *m)
 			r.Measurement = &got
 		case "resume":
-			got := p.Resume(c.AnalysisRun, *m, *c.Measurement)
+			got := p.Resume(&run, *m, measurement)
 			r.Measurement = &got
 		case "terminate":
-			got := p.Terminate(c.AnalysisRun, *m, *c.Measurement)
+			got := p.Terminate(&run, *m, measurement)
 			r.Measurement = &got
 		case "gc":
-			if err := p.GarbageCollect(c.AnalysisRun, *m, 10); err != nil {
+			if err := p.GarbageCollect(&run, *m, 10); err != nil {
 				r.Error = err.Error()
 			}
 		default:
