@@ -91,51 +91,21 @@ func (e *Engine) diagnose(ctx context.Context, at time.Time, p *policies.Policy,
 			sets = append(sets, ps)
 		}
 	}
-	// Probes run at most e.parallelism at a time and are dropped at ctx's
-	// deadline, as the SLI queries are.
-	type answer struct {
-		i   int
-		vec model.Vector
-		err error
+	// Probes run as the SLI queries do: at most e.parallelism at a time,
+	// dropped at ctx's deadline.
+	queries := make([]string, len(sets))
+	for i, ps := range sets {
+		queries[i] = ps.query
 	}
-	answers := make(chan answer, len(sets))
-	sem := make(chan struct{}, e.parallelism)
-	go func() {
-		for i, ps := range sets {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				answers <- answer{i: i, err: ctx.Err()}
-				continue
-			}
-			go func() {
-				defer func() { <-sem }()
-				vec, err := e.q.Query(ctx, ps.query, at)
-				answers <- answer{i: i, vec: vec, err: err}
-			}()
-		}
-	}()
-	done := make([]bool, len(sets))
-collect:
-	for range sets {
-		select {
-		case a := <-answers:
-			sets[a.i].err, done[a.i] = a.err, true
-			if a.err == nil {
-				sets[a.i].found = map[int]bool{}
-				for _, s := range a.vec {
-					if k, err := strconv.Atoi(string(s.Metric[probeLabel])); err == nil {
-						sets[a.i].found[k] = true
-					}
+	for i, a := range e.queryAll(ctx, queries, at) {
+		sets[i].err = a.err
+		if a.err == nil {
+			sets[i].found = map[int]bool{}
+			for _, s := range a.vec {
+				if k, err := strconv.Atoi(string(s.Metric[probeLabel])); err == nil {
+					sets[i].found[k] = true
 				}
 			}
-		case <-ctx.Done():
-			for i := range sets {
-				if !done[i] {
-					sets[i].err = fmt.Errorf("no answer by the deadline: %w", ctx.Err())
-				}
-			}
-			break collect
 		}
 	}
 

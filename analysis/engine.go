@@ -193,7 +193,6 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		query  string
 		vec    model.Vector
 		err    error
-		done   bool
 	}
 	var jobs []*job
 	query := func(s *policies.SLI, t policies.Target) (string, error) {
@@ -215,46 +214,12 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 			jobs = append(jobs, &job{sli: i, stable: k == 1, query: q})
 		}
 	}
-	// Queries run at most e.parallelism at a time. Evaluate returns by
-	// ctx's deadline whatever a Querier does: a query that has not
-	// answered by then is a query error, and its late answer is dropped.
-	type answer struct {
-		i   int
-		vec model.Vector
-		err error
+	queries := make([]string, len(jobs))
+	for i, j := range jobs {
+		queries[i] = j.query
 	}
-	answers := make(chan answer, len(jobs))
-	sem := make(chan struct{}, e.parallelism)
-	go func() {
-		for i, j := range jobs {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				answers <- answer{i: i, err: ctx.Err()}
-				continue
-			}
-			go func() {
-				defer func() { <-sem }()
-				vec, err := e.q.Query(ctx, j.query, at)
-				answers <- answer{i: i, vec: vec, err: err}
-			}()
-		}
-	}()
-	pending := len(jobs)
-collect:
-	for pending > 0 {
-		select {
-		case a := <-answers:
-			jobs[a.i].vec, jobs[a.i].err, jobs[a.i].done = a.vec, a.err, true
-			pending--
-		case <-ctx.Done():
-			for _, j := range jobs {
-				if !j.done {
-					j.err = fmt.Errorf("no answer by the deadline: %w", ctx.Err())
-				}
-			}
-			break collect
-		}
+	for i, a := range e.queryAll(ctx, queries, at) {
+		jobs[i].vec, jobs[i].err = a.vec, a.err
 	}
 
 	v := &Verdict{
@@ -376,4 +341,55 @@ func fmtBurn(b Num) string {
 		return fmt.Sprintf("%.1f×", f)
 	}
 	return fmt.Sprintf("%.2f×", f)
+}
+
+// answer is one query's result.
+type answer struct {
+	vec model.Vector
+	err error
+}
+
+// queryAll sends queries at evaluation time at, at most e.parallelism at
+// a time, and returns their answers in the same order. It returns by
+// ctx's deadline whatever the Querier does: a query that has not answered
+// by then gets a "no answer by the deadline" error, and its late answer
+// is dropped.
+func (e *Engine) queryAll(ctx context.Context, queries []string, at time.Time) []answer {
+	type indexed struct {
+		i int
+		answer
+	}
+	out := make([]answer, len(queries))
+	answers := make(chan indexed, len(queries))
+	sem := make(chan struct{}, e.parallelism)
+	go func() {
+		for i, q := range queries {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				answers <- indexed{i, answer{err: ctx.Err()}}
+				continue
+			}
+			go func() {
+				defer func() { <-sem }()
+				vec, err := e.q.Query(ctx, q, at)
+				answers <- indexed{i, answer{vec, err}}
+			}()
+		}
+	}()
+	done := make([]bool, len(queries))
+	for range queries {
+		select {
+		case a := <-answers:
+			out[a.i], done[a.i] = a.answer, true
+		case <-ctx.Done():
+			for i := range out {
+				if !done[i] {
+					out[i].err = fmt.Errorf("no answer by the deadline: %w", ctx.Err())
+				}
+			}
+			return out
+		}
+	}
+	return out
 }

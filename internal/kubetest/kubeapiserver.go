@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
-	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,35 +87,7 @@ func StartKubeAPIServer(t testing.TB, bin string, resources ...schema.GroupVersi
 // waitReadyz polls /readyz until the server reports ready, the process
 // exits or ctx ends.
 func waitReadyz(ctx context.Context, cfg *rest.Config, proc *Process) error {
-	client := &http.Client{
-		Timeout:   2 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // self-signed, loopback
-	}
-	var last string
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/readyz", nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", "Bearer "+cfg.BearerToken)
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-proc.Exited():
-			return fmt.Errorf("exited before it was ready: %v", proc.Err())
-		case <-ctx.Done():
-			return fmt.Errorf("not ready after %s (last: %s)", startTimeout, last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return waitHealthy(ctx, cfg.Host+"/readyz", "Bearer "+cfg.BearerToken, proc)
 }
 
 // FreePort returns a TCP port free on 127.0.0.1 now, for a server the

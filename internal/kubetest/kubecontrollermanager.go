@@ -59,16 +59,17 @@ func StartKubeControllerManager(t testing.TB, bin string, cfg *rest.Config, cont
 	proc := StartProcess(t, "kube-controller-manager", exec.Command(bin, args...))
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	if err := waitHealthy(ctx, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz", proc); err != nil {
+	if err := waitHealthy(ctx, "https://127.0.0.1:"+strconv.Itoa(port)+"/healthz", "", proc); err != nil {
 		t.Fatalf("kubetest: kube-controller-manager: %v", err)
 	}
 	t.Logf("kubetest: kube-controller-manager (%s) up in %s", strings.Join(controllers, ", "), time.Since(began).Round(time.Millisecond))
 	return proc
 }
 
-// waitHealthy polls url (a self-signed loopback server) until it answers
-// 200, the process exits or ctx ends.
-func waitHealthy(ctx context.Context, url string, proc *Process) error {
+// waitHealthy polls url (a self-signed loopback server), with the
+// Authorization header authz when not empty, until it answers 200, the
+// process exits or ctx ends.
+func waitHealthy(ctx context.Context, url, authz string, proc *Process) error {
 	client := &http.Client{
 		Timeout:   2 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // self-signed, loopback
@@ -79,6 +80,9 @@ func waitHealthy(ctx context.Context, url string, proc *Process) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
+		}
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
 		}
 		resp, err := client.Do(req)
 		if err == nil {
