@@ -80,6 +80,13 @@ type Request struct {
 	// not a later stage's: cutting there would drop evidence the canary
 	// gathered in earlier stages.
 	Since time.Time
+	// Looks is how many looks the caller will take at this stage, when it
+	// knows (the Argo plugin: a metric's count, or its soak over its
+	// interval, plus the look at the start). Alpha is spread over the
+	// larger of it and the policy's planned looks (PlannedLooks), so that
+	// looking more often than the policy's interval does not spend more
+	// than alpha by the union bound. Zero: the planned looks.
+	Looks int
 }
 
 // InputError is a request value that cannot be used: it names the input.
@@ -128,6 +135,9 @@ func (r *Request) Validate() error {
 	check("namespace", r.Namespace, namespaceRE, "namespace (DNS-1123 label)", usesNS)
 	check("canary-hash", r.CanaryHash, labelValueRE, "pod template hash (Kubernetes label value)", true)
 	check("stable-hash", r.StableHash, labelValueRE, "pod template hash (Kubernetes label value)", false)
+	if r.Looks < 0 {
+		errs = append(errs, &InputError{Input: "looks", Value: fmt.Sprint(r.Looks), Msg: "must not be negative"})
+	}
 	if r.StableHash != "" && r.StableHash == r.CanaryHash {
 		errs = append(errs, &InputError{Input: "stable-hash", Value: r.StableHash, Msg: "equals canary-hash: the baseline would compare the canary with itself"})
 	}
@@ -172,15 +182,21 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 			}
 		}
 	}
+	// The baseline compares the canary's pods with stable's. An SLI whose
+	// queries do not select by $hash (a service-wide metric, such as an
+	// ingress controller's) reads the same series for both: compared, a
+	// canary fault would always be "stable burns too", a hold. It is
+	// judged on its own.
 	baseline := r.StableHash != "" && p.Spec.Baseline.On()
+	compared := func(s *policies.SLI) bool { return baseline && s.Uses(policies.PlaceholderHash) }
 	tests := 0
-	for range p.Spec.SLIs {
+	for i := range p.Spec.SLIs {
 		tests += len(p.Spec.Windows)
-		if baseline {
+		if compared(&p.Spec.SLIs[i]) {
 			tests++
 		}
 	}
-	looks := p.PlannedLooks(r.Stage)
+	looks := max(p.PlannedLooks(r.Stage), r.Looks)
 	a := spend(p.Spec.Alpha, looks, tests)
 
 	canary := policies.Target{Service: r.Service, Namespace: r.Namespace, Hash: r.CanaryHash}
@@ -203,7 +219,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 	}
 	for i := range p.Spec.SLIs {
 		targets := []policies.Target{canary}
-		if baseline {
+		if compared(&p.Spec.SLIs[i]) {
 			targets = append(targets, stable)
 		}
 		for k, t := range targets {
@@ -235,7 +251,10 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 	}
 	var todo []diagnosis // SLIs without canary data, whose cause to probe
 	for i := range p.Spec.SLIs {
-		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, stableHash: r.StableHash, span: span, canary: canary, stable: stable}
+		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, span: span, canary: canary, stable: stable}
+		if compared(in.sli) {
+			in.stableHash = r.StableHash
+		}
 		for _, j := range jobs {
 			if j.sli != i {
 				continue

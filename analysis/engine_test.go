@@ -415,3 +415,79 @@ func TestHostileInput(t *testing.T) {
 		})
 	}
 }
+
+// TestBaselineOnlyWhereHashSelects: an SLI whose queries do not select
+// by $hash (ingress-nginx's requests, per Service) reads the same series
+// for "canary" and "stable". Compared, every canary fault was "stable
+// burns too", a hold: a 5 % 503 share at 50× budget held whenever the
+// template passed a stable hash. It is judged on its own; the SLIs that
+// select by hash keep their baseline.
+func TestBaselineOnlyWhereHashSelects(t *testing.T) {
+	t.Parallel()
+	var om strings.Builder
+	const start = 1767225600
+	for i := 0; i <= 120; i++ { // 30m every 15s, 100 requests/s, 5 % answered 503
+		ts := start + 15*i
+		fmt.Fprintf(&om, "nginx_ingress_controller_requests{exported_namespace=\"shop\",exported_service=\"checkout\",status=\"200\"} %d %d\n", 1425*i, ts)
+		fmt.Fprintf(&om, "nginx_ingress_controller_requests{exported_namespace=\"shop\",exported_service=\"checkout\",status=\"503\"} %d %d\n", 75*i, ts)
+	}
+	om.WriteString("# EOF\n")
+	st, err := replay.Load(strings.NewReader(om.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := policies.Load([]byte(`
+apiVersion: phaseguard.dev/v1alpha1
+kind: Policy
+metadata: {name: ingress}
+spec:
+  slis: [{preset: ingress-nginx-503}]
+`), "ingress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stable := range []string{"", "6d4b9c7f5"} {
+		v, err := analysis.New(st).Evaluate(context.Background(), analysis.Request{Policy: p, Service: "checkout", Namespace: "shop",
+			CanaryHash: "7f8c9d6b4", StableHash: stable, At: time.Unix(start+1800, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sli(t, v, "ingress-nginx-503")
+		if v.Decision != analysis.Fail || s.Baseline != nil || v.Queries != 1 {
+			t.Errorf("stable hash %q: verdict %s %q, baseline %v, %d queries; want fail, no baseline, 1 query", stable, v.Decision, v.Reason, s.Baseline, v.Queries)
+		}
+	}
+}
+
+// TestLooksSpreadAlpha: a caller that will look more often than the
+// policy plans (Argo's count over a stage) has alpha spread over its
+// looks, never fewer than planned; a negative count is an input error.
+func TestLooksSpreadAlpha(t *testing.T) {
+	t.Parallel()
+	st, tr := loadScenario(t, "healthy")
+	p := preset(t)
+	at := tr.StageStart.Add(5 * time.Minute)
+	confidence := map[int]float64{}
+	for _, looks := range []int{0, 5, 31, 100} {
+		req := request(p, tr, at)
+		req.Looks = looks
+		v, err := analysis.New(st).Evaluate(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := max(looks, p.PlannedLooks(req.Stage))
+		if v.Looks != want {
+			t.Errorf("Looks %d: verdict spread alpha over %d looks, want %d", looks, v.Looks, want)
+		}
+		confidence[looks] = v.Confidence
+	}
+	if !(confidence[0] == confidence[5] && confidence[31] > confidence[0] && confidence[100] > confidence[31]) {
+		t.Errorf("confidence per look %v: want the planned looks' below 20 looks, higher with more looks", confidence)
+	}
+	req := request(p, tr, at)
+	req.Looks = -1
+	if _, err := analysis.New(st).Evaluate(context.Background(), req); err == nil || !strings.Contains(err.Error(), "looks") {
+		t.Errorf("Looks -1: error %v, want one naming looks", err)
+	}
+}

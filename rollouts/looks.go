@@ -24,6 +24,23 @@ type lookPlan struct {
 	// look is this measurement's number (1-based) and looks the metric's
 	// count (0: none, a background analysis that runs until stopped).
 	look, looks int
+	// interval is the metric's (0: a single look).
+	interval time.Duration
+}
+
+// planned is how many looks the metric takes at its stage, what the
+// engine spreads alpha over (analysis.Request.Looks): its count, else
+// one every interval over the soak and the one at its start. A
+// background analysis goes on looking after its stage's soak; those
+// looks are beyond the plan.
+func (lp lookPlan) planned() int {
+	switch {
+	case lp.looks > 0:
+		return lp.looks
+	case lp.interval > 0:
+		return int(lp.soak/lp.interval) + 1
+	}
+	return 1
 }
 
 // planLook checks a look-mode metric against its policy stage and places
@@ -61,6 +78,13 @@ func planLook(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, pol *policies.Po
 		}
 	}
 	lp.look = int(done) + 1
+	if metric.Interval != "" {
+		d, err := metric.Interval.Duration()
+		if err != nil {
+			return lp, fmt.Errorf("interval %q: %v", metric.Interval, err)
+		}
+		lp.interval = d
+	}
 	count := metric.EffectiveCount()
 	if count == nil {
 		return lp, nil
@@ -72,10 +96,7 @@ func planLook(ar *v1alpha1.AnalysisRun, metric v1alpha1.Metric, pol *policies.Po
 		// of a metric without an interval): that look is the last.
 		return lp, nil
 	}
-	interval, err := metric.Interval.Duration()
-	if err != nil {
-		return lp, fmt.Errorf("interval %q: %v", metric.Interval, err)
-	}
+	interval := lp.interval
 	if covered := time.Duration(max(lp.looks-1, 0)) * interval; covered < lp.soak {
 		need := int((lp.soak+interval-1)/interval) + 1
 		return lp, fmt.Errorf("count %d × interval %s covers %s of stage %s's %s soak (Argo takes the first look at once, so the last comes (count-1) × interval later), and stage ordering would refuse the next stage: set count to at least %d, or use mode: stage",
