@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -26,7 +27,7 @@ const pluginFileMode = 0o755
 // shared emptyDir that the ConfigMap's file:// location names.
 func runInstallPlugin(_ context.Context, e env, args []string) int {
 	set := flag.NewFlagSet("install-plugin", flag.ContinueOnError)
-	name := set.String("name", "phaseguard", "file name of the copy inside DIR (one path element)")
+	name := set.String("name", "phaseguard", fmt.Sprintf("file name of the copy inside DIR (one path element, at most %d bytes)", maxNameLen))
 	set.Usage = func() {
 		fmt.Fprintln(e.stderr, `Usage: phaseguard install-plugin [--name NAME] DIR
 
@@ -45,6 +46,7 @@ Flags:`)
 		return code
 	}
 	if set.NArg() != 1 {
+		fmt.Fprintf(e.stderr, "phaseguard install-plugin: %s\n", argsProblem(set.Args()))
 		set.Usage()
 		return exitUsage
 	}
@@ -154,7 +156,40 @@ func createTemp(root *os.Root, name string) (*os.File, string, error) {
 	return nil, "", errors.New("no free temporary name after 10 tries")
 }
 
-// checkName refuses a copy name that is not one plain path element.
+// argsProblem says what is wrong with install-plugin's arguments after its
+// flags when they are not exactly one DIR: how many there are, quoted, and
+// that flags go first when one of the extra arguments looks like a flag
+// (the flag package stops at the first argument that is not one).
+func argsProblem(args []string) string {
+	quoted := make([]string, len(args))
+	flagAfter := false
+	for i, a := range args {
+		quoted[i] = strconv.Quote(a)
+		if i > 0 && strings.HasPrefix(a, "-") && a != "-" {
+			flagAfter = true
+		}
+	}
+	msg := fmt.Sprintf("want one DIR, got %d", len(args))
+	if len(args) > 0 {
+		msg += " (" + strings.Join(quoted, ", ") + ")"
+	}
+	if flagAfter {
+		msg += "; flags go before DIR"
+	}
+	return msg
+}
+
+// tempSuffixLen is what createTemp adds to a copy's name: a leading "."
+// and ".tmp-" with 12 hex digits.
+const tempSuffixLen = len(".") + len(".tmp-") + 12
+
+// maxNameLen is the longest --name, in bytes: a file name has at most 255
+// bytes (NAME_MAX on Linux file systems), and the temporary file's name is
+// the copy's name plus tempSuffixLen.
+const maxNameLen = 255 - tempSuffixLen
+
+// checkName refuses a copy name that is not one plain path element, or
+// one too long for its temporary file's name.
 func checkName(name string) error {
 	switch {
 	case name == "":
@@ -163,6 +198,8 @@ func checkName(name string) error {
 		return fmt.Errorf("--name %q: not a file name", name)
 	case strings.ContainsAny(name, "/\\\x00"):
 		return fmt.Errorf("--name %q: must be a file name, without a directory", name)
+	case len(name) > maxNameLen:
+		return fmt.Errorf("--name %q: %d bytes, at most %d (the copy is first written as .NAME.tmp-XXXXXXXXXXXX, and a file name has at most 255 bytes)", name, len(name), maxNameLen)
 	}
 	return nil
 }

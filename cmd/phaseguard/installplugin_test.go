@@ -198,16 +198,70 @@ func TestInstallPlugin(t *testing.T) {
 			wantErr:  `--name "..": not a file name`,
 		},
 		{
+			// The longest name whose temporary file's name (.NAME.tmp-
+			// and 12 hex digits) still fits in 255 bytes.
+			name: "longest name",
+			setup: func(t *testing.T, base string) ([]string, string) {
+				return []string{"--name", strings.Repeat("n", 237), base}, base
+			},
+			wantCode: exitPass,
+			copyName: strings.Repeat("n", 237),
+		},
+		{
+			// A legal file name, but its temporary file's is not.
+			name: "name too long for its temporary file",
+			setup: func(t *testing.T, base string) ([]string, string) {
+				return []string{"--name", strings.Repeat("n", 238), base}, base
+			},
+			wantCode: exitError,
+			wantErr:  `--name "` + strings.Repeat("n", 238) + `": 238 bytes, at most 237 (the copy is first written as .NAME.tmp-XXXXXXXXXXXX`,
+		},
+		{
+			name: "name of 255 bytes",
+			setup: func(t *testing.T, base string) ([]string, string) {
+				return []string{"--name", strings.Repeat("n", 255), base}, base
+			},
+			wantCode: exitError,
+			wantErr:  `": 255 bytes, at most 237`,
+		},
+		{
 			name:     "no directory",
 			setup:    func(t *testing.T, base string) ([]string, string) { return nil, base },
 			wantCode: exitUsage,
-			wantErr:  "Usage: phaseguard install-plugin",
+			wantErr:  "phaseguard install-plugin: want one DIR, got 0\nUsage: phaseguard install-plugin",
 		},
 		{
 			name:     "two directories",
-			setup:    func(t *testing.T, base string) ([]string, string) { return []string{base, base}, base },
+			setup:    func(t *testing.T, base string) ([]string, string) { return []string{base, "b"}, base },
 			wantCode: exitUsage,
-			wantErr:  "Usage: phaseguard install-plugin",
+			wantErr:  `phaseguard install-plugin: want one DIR, got 2 ("BASE", "b")` + "\nUsage: phaseguard install-plugin",
+		},
+		{
+			name: "a flag after the directory",
+			setup: func(t *testing.T, base string) ([]string, string) {
+				return []string{base, "--name", "foo"}, base
+			},
+			wantCode: exitUsage,
+			wantErr:  `phaseguard install-plugin: want one DIR, got 3 ("BASE", "--name", "foo"); flags go before DIR` + "\nUsage:",
+		},
+		{
+			// After "--" a DIR may start with "-"; the second argument
+			// still looks like a flag.
+			name: "a flag after a directory given after --",
+			setup: func(t *testing.T, base string) ([]string, string) {
+				return []string{"--", "-dir", "-v"}, base
+			},
+			wantCode: exitUsage,
+			wantErr:  `want one DIR, got 2 ("-dir", "-v"); flags go before DIR`,
+		},
+		{
+			// A plain second directory is not called a flag.
+			name: "no flag hint for plain extra arguments",
+			setup: func(t *testing.T, base string) ([]string, string) {
+				return []string{"--", "-dir", "extra"}, base
+			},
+			wantCode: exitUsage,
+			wantErr:  `want one DIR, got 2 ("-dir", "extra")` + "\nUsage:",
 		},
 	}
 	for _, tt := range tests {
