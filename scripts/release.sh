@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds phaseguard's release binaries into OUTDIR (default dist/):
+# Builds phaseguard's release binaries into OUTDIR (default: the
+# repository's dist/):
 # phaseguard-linux-amd64, -linux-arm64 (what Argo Rollouts controllers
 # install as a plugin), -darwin-amd64 and -darwin-arm64 (the CLI), and
 # sha256sums.txt over them in sha256sum format (`sha256sum -c` checks it).
@@ -16,10 +17,16 @@
 # (--build-arg VERSION=...) for the same bytes.
 #
 # Usage: scripts/release.sh [OUTDIR]
+#
+# A relative OUTDIR is taken from the directory the script is run in; the
+# default, dist, is the repository's dist/.
 set -euo pipefail
+out=${1:-}
+if [[ -n $out && $out != /* ]]; then
+	out=$PWD/$out
+fi
 cd "$(dirname "$0")/.."
-
-out=${1:-dist}
+out=${out:-$PWD/dist}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 if [[ ! $VERSION =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]]; then
 	echo "release.sh: VERSION '$VERSION': want letters, digits and . _ + - only (it goes into -ldflags)" >&2
