@@ -162,7 +162,14 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	// Validate defaults Authorization.Type through the pointer: on a copy,
+	// so that clients built at once from one config (the plugin's
+	// connections, a table of tests) do not write to the caller's.
 	httpCfg := cfg.HTTP
+	if a := httpCfg.Authorization; a != nil {
+		cp := *a
+		httpCfg.Authorization = &cp
+	}
 	if err := httpCfg.Validate(); err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}

@@ -210,3 +210,21 @@ func TestCheckHTTPConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestNewLeavesConfigAlone: prometheus/common's Validate defaults
+// Authorization.Type through the pointer; New validates a copy, so that
+// clients built at once from one config (the plugin builds one per
+// connection and timeout) never write to it (a data race under -race).
+func TestNewLeavesConfigAlone(t *testing.T) {
+	t.Parallel()
+	auth := &config.Authorization{Type: "  ", Credentials: "tok-1e2d3c4b"}
+	cfg := Config{URL: "http://127.0.0.1:9", HTTP: config.HTTPClientConfig{Authorization: auth}}
+	for range 2 {
+		if _, err := New(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if auth.Type != "  " || cfg.HTTP.Authorization != auth {
+		t.Errorf("New changed the caller's config: authorization type %q", auth.Type)
+	}
+}
