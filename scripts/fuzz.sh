@@ -12,7 +12,12 @@
 #
 # FUZZTIME is go test's -fuzztime (a duration, or a count such as 1000000x);
 # FUZZPARALLEL its -parallel, the fuzzing processes per target (default 1:
-# the machine running it is shared).
+# the machine running it is shared). Each run starts from the seed corpus
+# alone, with a fuzz cache of its own (a temporary directory): Go's shared
+# cache ($GOCACHE/fuzz) grows with every long run, and a 5 s run spent its
+# 5 s replaying 390 cached inputs and failed with "context deadline
+# exceeded". FUZZCACHE=go keeps Go's cache (a long run that should build on
+# the last one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +25,12 @@ fuzztime=${FUZZTIME:-5s}
 parallel=${FUZZPARALLEL:-1}
 
 args=("$@")
+
+cachedir=""
+if [[ ${FUZZCACHE:-fresh} != go ]]; then
+	cachedir=$(mktemp -d)
+	trap 'rm -rf "$cachedir"' EXIT
+fi
 
 # wanted reports whether target, of the package in directory dir, is asked
 # for: every target when no argument names one.
@@ -41,7 +52,9 @@ while IFS= read -r file; do
 		wanted "$dir" "$target" || continue
 		ran=$((ran + 1))
 		echo "== fuzz $target ./$dir/ ($fuzztime)"
-		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -parallel "$parallel" "./$dir/"; then
+		cache=()
+		[[ -n $cachedir ]] && cache=(-args -test.fuzzcachedir="$cachedir/$dir/$target")
+		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -parallel "$parallel" "./$dir/" "${cache[@]}"; then
 			failed+=("$target ./$dir/")
 		fi
 	done < <(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "$file")
