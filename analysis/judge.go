@@ -468,15 +468,13 @@ func judge(in sliInput) (SLIResult, *noData) {
 	case kind == policies.KindRatio && longest.total < p.Spec.MinSamples:
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed in %s", longest.total, p.Spec.MinSamples, in.over(longest.d))
+		r.Reason += timeToDecide(longest, in.exposure(longest.d), kind, p.Spec.Alpha, budget*fastestFactor(p), p.Spec.MinSamples, fastestFactor(p))
 	default:
 		// Passing needs evidence, not just the absence of a trip: the
 		// longest window must rule out, at the policy's alpha, a burn as
 		// fast as the fastest pair's factor; a canary too thin to show a
 		// fast burn holds instead.
-		fastest := 0.0
-		for _, pair := range p.Spec.Windows {
-			fastest = math.Max(fastest, pair.Factor)
-		}
+		fastest := fastestFactor(p)
 		_, _, hi := longest.bounds(kind, p.Spec.Alpha)
 		name := model.Duration(longest.d).String()
 		if lb := longest.value() / budget; lb > 1 && hi/budget > fastest {
@@ -490,6 +488,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("thin evidence: %s events in %s cannot yet rule out a %g× burn (upper bound %s)",
 				fmtCount(longest, kind), in.over(longest.d), fastest, fmtBurn(Num(hi/budget)))
+			r.Reason += timeToDecide(longest, in.exposure(longest.d), kind, p.Spec.Alpha, budget*fastest, p.Spec.MinSamples, fastest)
 			break
 		}
 		r.Decision = Pass
@@ -595,4 +594,23 @@ func fmtValue(kind string, v any) string {
 		return fmt.Sprintf("%.3g/h", f)
 	}
 	return fmt.Sprintf("%.3g%%", f*100)
+}
+
+// fastestFactor is the largest factor of the policy's window pairs: the
+// burn a pass must rule out.
+func fastestFactor(p *policies.Policy) float64 {
+	fastest := 0.0
+	for _, pair := range p.Spec.Windows {
+		fastest = math.Max(fastest, pair.Factor)
+	}
+	return fastest
+}
+
+// exposure is the time a window of length d counted: the time since the
+// start when that is shorter.
+func (in *sliInput) exposure(d time.Duration) time.Duration {
+	if in.span > 0 && in.span < d {
+		return in.span
+	}
+	return d
 }
