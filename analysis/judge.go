@@ -482,6 +482,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("thin evidence: burn %s over %s from %s, anywhere between %s and %s: watching",
 				fmtBurn(Num(lb)), in.over(longest.d), fmtEvents(longest, kind), fmtBurn(r.BurnLower[name]), fmtBurn(Num(hi/budget)))
+			r.Reason += timeToDecide(longest, in.exposure(longest.d), kind, p.Spec.Alpha, budget*fastest, p.Spec.MinSamples, fastest)
 			break
 		}
 		if hi/budget > fastest || math.IsNaN(hi) {

@@ -38,6 +38,8 @@ func TestDemo(t *testing.T) {
 		"stable-also-bad   paused in canary-50",
 		"not the canary's fault",
 		"thin evidence",
+		// The thin canary's hold says how long its evidence would need.
+		"at 0.2 events/s the 15m window cannot hold enough: ruling out a 10× burn needs",
 		"PASS", "FAIL", "HOLD",
 	} {
 		if !strings.Contains(out, want) {
