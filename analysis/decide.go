@@ -45,14 +45,13 @@ func exposureToPass(w window, exposure time.Duration, kind string, a, limit, min
 		enough = func(n float64) bool { return n >= minSamples && ratioUpper(share*n, n, a) <= limit }
 		toSeconds = func(n float64) float64 { return n / perSecond }
 	}
-	hi := math.Max(w.total, 1e-3)
+	lo, hi := 0.0, math.Max(w.total, 1e-3)
 	for !enough(hi) {
-		hi *= 2
+		lo, hi = hi, hi*2
 		if hi > 1e12 {
 			return 0, false
 		}
 	}
-	lo := hi / 2
 	for range 60 {
 		mid := (lo + hi) / 2
 		if enough(mid) {

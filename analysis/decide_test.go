@@ -29,6 +29,8 @@ func TestExposureToPass(t *testing.T) {
 		{"ratio, share over the limit: never", window{d: 15 * time.Minute, bad: 30, total: 900}, 15 * time.Minute, policies.KindRatio, 0.01, 100, false},
 		{"ratio, no events: nothing to go by", window{d: 15 * time.Minute, bad: 0, total: 0}, 15 * time.Minute, policies.KindRatio, 0.01, 100, false},
 		{"rate, none yet", window{d: 15 * time.Minute, bad: 0, total: 0.05}, 3 * time.Minute, policies.KindRate, 20, 0, true},
+		{"rate, already enough", window{d: time.Hour, bad: 0, total: 1}, time.Hour, policies.KindRate, 20, 0, true},
+		{"ratio, already enough", window{d: 15 * time.Minute, bad: 0, total: 90000}, 15 * time.Minute, policies.KindRatio, 0.01, 100, true},
 		{"rate, over the limit: never", window{d: 15 * time.Minute, bad: 10, total: 0.25}, 15 * time.Minute, policies.KindRate, 20, 0, false},
 	}
 	for _, tt := range tests {
@@ -72,5 +74,30 @@ func TestTimeToDecide(t *testing.T) {
 	}
 	if s := timeToDecide(window{d: 15 * time.Minute, bad: 30, total: 900}, 15*time.Minute, policies.KindRatio, 0.001, 0.01, 100, 10); s != "" {
 		t.Errorf("over the limit: %q, want nothing", s)
+	}
+}
+
+// TestPlan: every row that says a stage can pass has the evidence by the
+// engine's own bound, and the least traffic is just enough.
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	p, err := policies.Preset("phase-default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rate := range []float64{0.2, 1, 50} {
+		for _, r := range Plan(p, rate) {
+			if r.Kind != policies.KindRatio {
+				continue
+			}
+			room := min(r.Soak, r.Window)
+			events := r.LeastRate * room.Seconds()
+			if hi := ratioUpper(0, events, p.Spec.Alpha); hi > p.Spec.SLIs[0].Budget()*fastestFactor(p)*1.0001 && r.SLI == p.Spec.SLIs[0].Name {
+				t.Errorf("%s/%s: least rate %g gives %g events, bound %g over the limit", r.Stage, r.SLI, r.LeastRate, events, hi)
+			}
+			if r.CanPass != (rate >= r.LeastRate*(1-1e-9)) {
+				t.Errorf("%s/%s at %g events/s: canPass %v but least rate %g", r.Stage, r.SLI, rate, r.CanPass, r.LeastRate)
+			}
+		}
 	}
 }

@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"lint":           {"validate policy files and their PromQL", runLint},
 		"demo":           {"replay bundled canaries through the engine; no setup needed", runDemo},
 		"presets":        {"list the built-in policies, or print one as YAML", runPresets},
+		"plan":           {"tell whether each stage's soak can pass a canary at a given traffic, and the least that can", runPlan},
 		"action":         {"run as the GitHub Action (inputs from INPUT_* variables; see action.yml)", runAction},
 		"version":        {"print the version", runVersion},
 		"install-plugin": {"copy this binary into a directory, for the Argo Rollouts controller (an init container)", runInstallPlugin},

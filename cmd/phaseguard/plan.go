@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/policies"
+)
+
+// runPlan tells, for a policy and a canary's traffic, per stage and SLI,
+// whether the stage's soak can pass a clean canary, and the least traffic
+// that can (analysis.Plan). Exit 0 when every stage can pass, 2 when one
+// cannot (a canary at that traffic would be held at its end).
+func runPlan(_ context.Context, e env, args []string) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	policy := fs.String("policy", "phase-default", "policy: a built-in preset name or a file")
+	rate := fs.Float64("rate", 1, "the canary's events per second for each ratio SLI (requests, jobs), > 0")
+	output := fs.String("output", "text", "output format: text or json")
+	if code, ok := parse(fs, e, args); !ok {
+		return code
+	}
+	if math.IsNaN(*rate) || math.IsInf(*rate, 0) || *rate <= 0 {
+		return fail(e, "plan", fmt.Errorf("--rate %v: want events per second above 0", *rate))
+	}
+	if *output != "text" && *output != "json" {
+		return fail(e, "plan", fmt.Errorf("--output %q: want text or json", *output))
+	}
+	p, err := policies.Resolve(*policy)
+	if err != nil {
+		return fail(e, "plan", err)
+	}
+	rows := analysis.Plan(p, *rate)
+	code := exitPass
+	for _, r := range rows {
+		if !r.CanPass {
+			code = exitHold
+		}
+	}
+	if *output == "json" {
+		if err := json.NewEncoder(e.stdout).Encode(rows); err != nil {
+			return fail(e, "plan", err)
+		}
+		return code
+	}
+	fmt.Fprintf(e.stdout, "policy %s, a clean canary at %g events/s per ratio SLI: can each stage's soak pass?\n\n", p.Metadata.Name, *rate)
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tSOAK\tSLI\tKIND\tNEEDS\tPASS\tLEAST TRAFFIC")
+	for _, r := range rows {
+		least := "-"
+		if r.LeastRate > 0 {
+			least = fmt.Sprintf("%.3g events/s", r.LeastRate)
+		}
+		pass := "yes"
+		if !r.CanPass {
+			pass = "no"
+			if r.Needs > r.Window {
+				pass = "no (window)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stage, model.Duration(r.Soak), r.SLI, r.Kind, needs(r.Needs), pass, least)
+	}
+	tw.Flush()
+	fmt.Fprintf(e.stdout, "\nNEEDS: the traffic time the longest window (%s) must hold to rule out the fastest pair's burn with no bad event; a pass needs it within the soak and the window.\n", model.Duration(rows[0].Window))
+	return code
+}
+
+func needs(d time.Duration) string {
+	if d >= 2*time.Minute {
+		return model.Duration(d.Round(time.Minute)).String()
+	}
+	return model.Duration(d.Round(time.Second)).String()
+}
