@@ -126,10 +126,12 @@ func CheckURL(raw string) error {
 		shown.Opaque = u.Opaque
 	}
 	switch {
+	// A URL that is not http(s) with a host quotes nothing: what it holds
+	// is no address, and may be a credential ("a:///:token@").
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("url %q: scheme must be http or https", shown.String())
+		return errors.New("url: scheme must be http or https")
 	case u.Host == "":
-		return fmt.Errorf("url %q: host must be set", shown.String())
+		return errors.New("url: host must be set")
 	case u.User != nil:
 		return fmt.Errorf("url %q: must not hold user-info (credentials go in the HTTP settings: authorization, basic auth)", shown.String())
 	case u.RawQuery != "" || u.ForceQuery:

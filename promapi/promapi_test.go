@@ -497,11 +497,13 @@ func TestNewValidates(t *testing.T) {
 		wantErr string
 	}{
 		{"no url", Config{}, "url: must be set"},
-		{"bad scheme", Config{URL: "ftp://prom:9090"}, `url "ftp://prom:9090": scheme must be http or https`},
-		{"no scheme", Config{URL: "prom:9090"}, `url "prom:9090": scheme must be http or https`},
-		{"no host", Config{URL: "http:///api"}, `url "http:///api": host must be set`},
+		{"bad scheme", Config{URL: "ftp://prom:9090"}, `url: scheme must be http or https`},
+		{"no scheme", Config{URL: "prom:9090"}, `url: scheme must be http or https`},
+		{"no host", Config{URL: "http:///api"}, `url: host must be set`},
 		{"unparsable", Config{URL: "http://[::1?token=abc"}, `url: not a URL`},
-		{"password not shown", Config{URL: "ftp://u:hunter2@prom"}, `url "ftp://prom": scheme must be http or https`},
+		{"password not shown", Config{URL: "ftp://u:hunter2@prom"}, `url: scheme must be http or https`},
+		{"no host: its path not shown (found by FuzzDecodeConfig)", Config{URL: "a:///:000000@"}, `url: scheme must be http or https`},
+		{"http without a host: nothing shown", Config{URL: "http:///tok-3a9c1e"}, `url: host must be set`},
 		{"user-info", Config{URL: "https://u:hunter2@prom/p"}, `url "https://prom/p": must not hold user-info`},
 		{"query", Config{URL: "https://prom/p?access_token=hunter2"}, `url "https://prom/p": must not have a query`},
 		{"empty query", Config{URL: "https://prom/p?"}, `url "https://prom/p": must not have a query`},
@@ -509,7 +511,7 @@ func TestNewValidates(t *testing.T) {
 		{"empty fragment", Config{URL: "https://prom/p#"}, `url "https://prom/p": must not have a fragment`},
 		{"negative timeout", Config{URL: "http://prom", Timeout: -time.Second}, "timeout -1s: must not be negative"},
 		{"negative response limit", Config{URL: "http://prom", MaxResponseBytes: -1}, "max response bytes -1: must not be negative"},
-		{"every problem", Config{URL: "prom", Timeout: -time.Second}, "url \"prom\": scheme must be http or https\ntimeout -1s: must not be negative"},
+		{"every problem", Config{URL: "prom", Timeout: -time.Second}, "url: scheme must be http or https\ntimeout -1s: must not be negative"},
 		{
 			"http config",
 			Config{URL: "http://prom", HTTP: config.HTTPClientConfig{BearerToken: "a", BearerTokenFile: "/b"}},

@@ -215,7 +215,7 @@ func TestConnectionsErrorsQuoteNoValue(t *testing.T) {
 		{"value where a list is wanted", `{name: a, url: 'http://p:9090', namespaces: ` + s + `}`, "cannot decode a !!str into []string"},
 		{"header values not a list", `{name: a, url: 'http://p:9090', http_headers: {X-Key: {secrets: ` + s + `}}}`, "cannot decode a !!str into []config.Secret"},
 		{"TLS version", `{name: a, url: 'http://p:9090', tls_config: {min_version: TLS` + s + `}}`, "unknown TLS version"},
-		{"url scheme", `{name: a, url: 'ftp://` + s + `.example'}`, "url: url \"…\": scheme must be http or https"},
+		{"url scheme", `{name: a, url: 'ftp://` + s + `.example'}`, "url: url: scheme must be http or https"},
 		{"url path with a query", `{name: a, url: 'https://p/` + s + `?x=1'}`, "must not have a query"},
 		{"bad name", `{name: ` + s + `, url: 'http://p:9090'}`, "connections[0].name: want a DNS-1123 label"},
 		{"bad namespace", `{name: a, url: 'http://p:9090', namespaces: ['` + s + `']}`, "namespaces[0]: not a namespace"},
