@@ -14,10 +14,12 @@
 # FUZZPARALLEL its -parallel, the fuzzing processes per target (default 1:
 # the machine running it is shared). Each run starts from the seed corpus
 # alone, with a fuzz cache of its own (a temporary directory): Go's shared
-# cache ($GOCACHE/fuzz) grows with every long run, and a 5 s run spent its
-# 5 s replaying 390 cached inputs and failed with "context deadline
-# exceeded". FUZZCACHE=go keeps Go's cache (a long run that should build on
-# the last one).
+# cache ($GOCACHE/fuzz) grows with every long run, and replaying it used up
+# a short run's time. FUZZCACHE=go keeps Go's cache (a long run that should
+# build on the last one). A target that fails only with Go's own
+# "context deadline exceeded" at the end of -fuzztime, writing no failing
+# input, is Go's coordinator race (golang/go#75804, Go <= 1.26), not a
+# finding: it is reported and not counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,9 +56,22 @@ while IFS= read -r file; do
 		echo "== fuzz $target ./$dir/ ($fuzztime)"
 		cache=()
 		[[ -n $cachedir ]] && cache=(-args -test.fuzzcachedir="$cachedir/$dir/$target")
-		if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -parallel "$parallel" "./$dir/" "${cache[@]}"; then
+		corpus="$dir/testdata/fuzz/$target"
+		before=$(find "$corpus" -type f 2>/dev/null | wc -l)
+		out=$(mktemp)
+		if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -parallel "$parallel" "./$dir/" "${cache[@]}" 2>&1 | tee "$out"; then
+			:
+		elif [[ $(find "$corpus" -type f 2>/dev/null | wc -l) -eq $before ]] &&
+			grep -qx -- '--- FAIL: '"$target"' ([0-9.]*s)' "$out" &&
+			[[ $(grep -A1 -- '--- FAIL: '"$target" "$out" | tail -1 | tr -d '[:space:]') == contextdeadlineexceeded ]]; then
+			# Go's fuzz coordinator, up to 1.26, can report its own
+			# -fuzztime deadline as a failure, with no failing input
+			# (golang/go#75804, fixed in Go 1.27): not a finding.
+			echo "fuzz: $target: Go's fuzztime deadline race (golang/go#75804), no failing input written: not counted" >&2
+		else
 			failed+=("$target ./$dir/")
 		fi
+		rm -f "$out"
 	done < <(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(f \*testing\.F).*/\1/p' "$file")
 done < <(find . -name fuzz_test.go -not -path './.git/*' | sort)
 
