@@ -46,6 +46,12 @@ wanted() {
 	return 1
 }
 
+# inputs counts the failing inputs written under a target's corpus
+# directory (0 when it does not exist).
+inputs() {
+	if [[ -d $1 ]]; then find "$1" -type f | wc -l; else echo 0; fi
+}
+
 ran=0
 failed=()
 while IFS= read -r file; do
@@ -57,11 +63,11 @@ while IFS= read -r file; do
 		cache=()
 		[[ -n $cachedir ]] && cache=(-args -test.fuzzcachedir="$cachedir/$dir/$target")
 		corpus="$dir/testdata/fuzz/$target"
-		before=$(find "$corpus" -type f 2>/dev/null | wc -l)
+		before=$(inputs "$corpus")
 		out=$(mktemp)
 		if go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -parallel "$parallel" "./$dir/" "${cache[@]}" 2>&1 | tee "$out"; then
 			:
-		elif [[ $(find "$corpus" -type f 2>/dev/null | wc -l) -eq $before ]] &&
+		elif [[ $(inputs "$corpus") -eq $before ]] &&
 			grep -qx -- '--- FAIL: '"$target"' ([0-9.]*s)' "$out" &&
 			[[ $(grep -A1 -- '--- FAIL: '"$target" "$out" | tail -1 | tr -d '[:space:]') == contextdeadlineexceeded ]]; then
 			# Go's fuzz coordinator, up to 1.26, can report its own
