@@ -65,8 +65,9 @@ func fixtureRuns(t *testing.T) []*Run {
 	return pipeline.runs
 }
 
-// summary is one line per run: phaseguard's decision at each look, then
-// each baseline's rollback look at every threshold of the sweep.
+// summary is one line per run: phaseguard's decision at each look, each
+// baseline's rollback look at every threshold of the sweep, then, for a
+// run with a fault, the oracle's alarm look.
 func summary(runs []*Run) string {
 	var b strings.Builder
 	for _, r := range runs {
@@ -77,6 +78,9 @@ func summary(runs []*Run) string {
 		fmt.Fprintf(&b, "%s %s guard=%s", r.Name, r.Set, looks)
 		for i, o := range r.Outcomes.Baseline {
 			fmt.Fprintf(&b, " b%d=%v", i, o)
+		}
+		if r.Oracle != nil {
+			fmt.Fprintf(&b, " oracle=%d", r.Oracle.Look)
 		}
 		b.WriteString("\n")
 	}
@@ -183,14 +187,22 @@ func TestReport(t *testing.T) {
 	r := &Report{Command: "go test", Date: time.Unix(0, 0), Judge: j, Geometry: DefaultGeometry, Runs: runs, Sweep: Sweep, SVG: "tradeoff.svg", CostErr: "not in this test"}
 	r.Guard = Score("phaseguard", runs, every, GuardOutcome)
 	r.Curves = Sweeps(runs, every, DefaultBaselines, Sweep, r.Guard.FRRate)
-	r.Before = []Before{{Command: "go run earlier", Revision: "a7f08a1", Corpus: "seed 1: 10 healthy", Guard: r.Guard}}
+	r.Before = []Before{{Command: "go run earlier", Revision: "a7f08a1", Corpus: "seed 1: 10 healthy", Guard: r.Guard, Runs: runs}}
+	v := CompareOracle(runs, every, GuardOutcome, RunOracle)
+	if v.Faults == 0 || v.Unobserved > 0 {
+		t.Errorf("against the oracle: %d faults, %d without its outcome; want some, all observed", v.Faults, v.Unobserved)
+	}
+	recall := fmt.Sprintf("%s (%d/%d)", pct(v.Recall()), v.Caught, v.Detectable)
 	var md, svg bytes.Buffer
 	if err := r.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"## Targets", "| **phaseguard** | policy | 0 / 10 |", "Argo [1m] failureLimit 0", "Flagger [5m] threshold 2", "(tradeoff.svg)",
 		"## Before and after", "| figure | before, seed 1: 10 healthy | after,", "| false rollbacks (healthy), 95 % upper bound | 0 / 10, ≤ 30.8 % | 0 / 10, ≤ 30.8 % |",
-		"### phaseguard on what real exporters and servers do", "| children created on first use |"} {
+		"### phaseguard on what real exporters and servers do", "| children created on first use |",
+		"| recall ≥ 97 % of oracle-detectable faults", "| healthy canaries held at the stage end ≤ 1 % at ≥ 1 req/s |",
+		"| every static threshold dominated on recall and latency", "| *oracle: SPRT knowing the fault's burn, α 0.01* |",
+		"| recall of oracle-detectable faults | " + recall + " | " + recall + " |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("Markdown lacks %q", want)
 		}

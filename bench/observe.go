@@ -56,6 +56,9 @@ type Run struct {
 	Level float64
 	// Outcomes are the baselines' rollbacks, filled by Collect.
 	Outcomes Outcomes
+	// Oracle is the oracle's outcome in a run with a fault (OracleRun);
+	// nil without a fault, and in observations made before the oracle.
+	Oracle *OracleRun
 }
 
 // Probe holds, for one query window, the result of each SLI's baseline
@@ -82,8 +85,9 @@ func LookTime(start time.Time, i int, every time.Duration) time.Time {
 }
 
 // Observe generates c, replays it in the embedded PromQL engine, and
-// records phaseguard's verdict and the baselines' query results at every
-// look of the stage.
+// records phaseguard's verdict, the baselines' query results and, for a
+// case with a fault, the oracle's test (OracleRun) at every look of the
+// stage.
 func Observe(ctx context.Context, j Judge, c Case) (*Run, error) {
 	sc, err := scenarios.Generate(c.Spec)
 	if err != nil {
@@ -125,6 +129,9 @@ func observe(ctx context.Context, j Judge, set Set, tr scenarios.Truth, q analys
 	target := policies.Target{Service: tr.Service, Namespace: tr.Namespace, Hash: tr.CanaryHash}
 	var err error
 	if run.Excess, err = ExpectedExcess(ctx, j.Policy, tr, q); err != nil {
+		return nil, fmt.Errorf("scenario %s: %w", tr.Name, err)
+	}
+	if run.Oracle, err = observeOracle(ctx, j, tr, q); err != nil {
 		return nil, fmt.Errorf("scenario %s: %w", tr.Name, err)
 	}
 	for _, w := range j.Windows {

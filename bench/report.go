@@ -50,6 +50,10 @@ type Before struct {
 	// seed and sizes.
 	Command, Revision, Corpus string
 	Guard                     Figures
+	// Runs are the earlier run's observations, for the figures against
+	// the oracle: the oracle outcome of the same case in Report.Runs is
+	// used (OracleByCase). Nil leaves those figures out.
+	Runs []*Run
 }
 
 // count returns the number of runs of set s.
@@ -85,6 +89,9 @@ func (r *Report) Targets() []Target {
 			g.Untold.Pass, g.Untold.Runs, g.Untold.Hold, g.Untold.Fail),
 		Met: g.Untold.Runs > 0 && g.Untold.Pass == 0,
 	})
+	out = append(out, r.oracleTargets()...)
+	out = append(out, r.heldTargets()...)
+	out = append(out, r.dominanceTarget())
 	var ample Tally // faults adding at least 10 expected excess bad events
 	for i, b := range ExcessBands {
 		if b.Lo >= 10 {
@@ -120,6 +127,124 @@ func (r *Report) Targets() []Target {
 }
 
 func (r *Report) every() time.Duration { _, e := r.Judge.Looks(); return e }
+
+// oracleTargets are the targets against the oracle: recall on the faults
+// it detects, and latency on the faults both detect.
+func (r *Report) oracleTargets() []Target {
+	v := CompareOracle(r.Runs, r.every(), GuardOutcome, RunOracle)
+	recall := Target{Name: "recall ≥ 97 % of oracle-detectable faults (faults of the canary the oracle detects within the stage)"}
+	latency := Target{Name: "median detection latency ≤ 1.5× the oracle's on the same faults"}
+	if v.Unobserved > 0 {
+		recall.Figure = fmt.Sprintf("not measured: %d of %d faults were observed without the oracle (observations from before it)", v.Unobserved, v.Faults)
+		latency.Figure = recall.Figure
+		return []Target{recall, latency}
+	}
+	recall.Figure = fmt.Sprintf("%s (%d of %d; the oracle detects %d of the %d faults of the canary that can be seen, phaseguard %d)",
+		pct(v.Recall()), v.Caught, v.Detectable, v.Detectable, v.Faults, r.Guard.Faults.Detected)
+	recall.Met = v.Detectable > 0 && v.Recall() >= 0.97
+	latency.Figure = fmt.Sprintf("%s: median %s vs the oracle's %s on the %d faults both detect (ratio of medians); median of the per-fault ratios %s",
+		times(v.MedianRatio()), dur(Percentile(v.Detector, 0.5)), dur(Percentile(v.Oracle, 0.5)), v.Caught, times(v.RatioMedian()))
+	latency.Met = v.Caught > 0 && v.MedianRatio() <= 1.5
+	return []Target{recall, latency}
+}
+
+// heldBands sums f.HealthyByTraffic over the traffic bands within [lo,
+// hi) and lists each band's holds.
+func heldBands(f Figures, lo, hi float64) (Decisions, string) {
+	var sum Decisions
+	var parts []string
+	for i, b := range TrafficBands {
+		if b.Lo < lo || b.Hi > hi {
+			continue
+		}
+		d := f.HealthyByTraffic[i]
+		sum.Runs += d.Runs
+		sum.Pass += d.Pass
+		sum.Hold += d.Hold
+		sum.Fail += d.Fail
+		sum.Wrong += d.Wrong
+		parts = append(parts, fmt.Sprintf("%s: %d of %d", b.Name, d.Hold, d.Runs))
+	}
+	return sum, strings.Join(parts, ", ")
+}
+
+// heldTargets are the targets on healthy canaries held at the stage end,
+// by canary traffic.
+func (r *Report) heldTargets() []Target {
+	var out []Target
+	for _, t := range []struct {
+		name   string
+		lo, hi float64
+		most   float64
+	}{
+		{"healthy canaries held at the stage end ≤ 1 % at ≥ 1 req/s", 1, math.Inf(1), 0.01},
+		{"healthy canaries held at the stage end ≤ 25 % below 1 req/s", 0, 1, 0.25},
+	} {
+		d, bands := heldBands(r.Guard, t.lo, t.hi)
+		held := ratio(d.Hold, d.Runs)
+		out = append(out, Target{Name: t.name,
+			Figure: fmt.Sprintf("%s (%d of %d healthy canaries the truth says to pass; %s)", pct(held), d.Hold, d.Runs, bands),
+			Met:    d.Runs > 0 && held <= t.most})
+	}
+	return out
+}
+
+// Dominance compares phaseguard with one baseline at its matched
+// threshold: recall on the faults of the canary that can be seen, and
+// median detection latency on the faults both detect.
+type Dominance struct {
+	GuardRecall, BaselineRecall   float64
+	GuardLatency, BaselineLatency time.Duration
+	// Both counts the faults both detect.
+	Both int
+	// Dominated: phaseguard has at least the baseline's recall and at
+	// most its median latency, one of them strictly (Pareto dominance);
+	// without a fault both detect, more recall.
+	Dominated bool
+}
+
+// Dominance compares phaseguard with curve i at its matched threshold.
+func (r *Report) Dominance(i int) Dominance {
+	c := r.Curves[i]
+	pa, pb, n := r.paired(i)
+	d := Dominance{GuardRecall: r.Guard.Faults.Recall(), BaselineRecall: c.Points[c.Match].Faults.Recall(), GuardLatency: pa, BaselineLatency: pb, Both: n}
+	switch {
+	case math.IsNaN(d.GuardRecall) || math.IsNaN(d.BaselineRecall):
+	case n == 0:
+		d.Dominated = d.GuardRecall > d.BaselineRecall
+	default:
+		d.Dominated = d.GuardRecall >= d.BaselineRecall && pa <= pb && (d.GuardRecall > d.BaselineRecall || pa < pb)
+	}
+	return d
+}
+
+// dominanceTarget is the target that every static threshold, at the
+// false-rollback rate it matches, is dominated on recall and latency.
+func (r *Report) dominanceTarget() Target {
+	t := Target{Name: "every static threshold dominated on recall and latency at its matched false-rollback rate (at least its recall and at most its median latency on the faults both detect, one strictly)"}
+	var parts []string
+	all := len(r.Curves) > 0
+	for i, c := range r.Curves {
+		d := r.Dominance(i)
+		verdict := "dominated"
+		if !d.Dominated {
+			verdict, all = "**not dominated**", false
+		}
+		mark := ""
+		if !c.Matched {
+			mark = " †"
+		}
+		parts = append(parts, fmt.Sprintf("%s ≤ %s%s (false rollbacks %s): recall %s vs %s, latency %s vs %s (%d faults), %s",
+			c.Baseline.Name(), fmtBurn(r.Sweep[c.Match]), mark, pct(c.Points[c.Match].FRRate), pct(d.GuardRecall), pct(d.BaselineRecall),
+			dur(d.GuardLatency), dur(d.BaselineLatency), d.Both, verdict))
+	}
+	t.Figure = strings.Join(parts, "; ")
+	if t.Figure == "" {
+		t.Figure = "no baseline"
+	}
+	t.Met = all
+	return t
+}
 
 // paired compares phaseguard's detection latency with curve i's, at its
 // matched threshold, on the faults both detect.
@@ -191,7 +316,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	p("Each baseline at the threshold that matches phaseguard's false-rollback rate: its lowest threshold whose false-rollback rate is at most phaseguard's († none is: the one with its lowest false-rollback rate; the latency target counts such a baseline only when that rate's 95 %% interval overlaps phaseguard's). ")
 	p("Recall counts faults of the canary (scope canary) failed at or after the onset; latency is from the onset to the first failed look. ")
 	p("Each detector's median is over the faults it detects, so a detector that misses the slow cases looks faster: the latency target compares medians on the faults both detect. ")
-	p("The floor row is a perfect detector that fails every fault at the first look whose data holds a scrape taken after the onset: no detector looking every %s can be faster.\n\n", dur(every))
+	p("The floor row is a perfect detector that fails every fault at the first look whose data holds a scrape taken after the onset: no detector looking every %s can be faster. ", dur(every))
+	p("The oracle row is a sequential probability ratio test that knows the fault's onset and true canary burn (see Method): the limit a detector held to a %g false-alarm level approaches; it never looks at a healthy canary.\n\n", OracleAlpha)
 	p("| detector | threshold | false rollbacks (healthy) | rate [95 %% CI] | recall ≥ %g× | recall, all | latency median / p90 / max | median on faults both detect: phaseguard / it (faults) | rolled back before onset | held at stage end (healthy / faulty) |\n", float64(StrongBurn))
 	p("|---|---|---|---|---|---|---|---|---|---|\n")
 	row := func(name, thr string, f Figures, paired, holds string) {
@@ -204,6 +330,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	floor := Score("floor", r.Runs, every, FloorOutcome(every))
 	pf, pg, nf := Paired(r.Runs, every, FloorOutcome(every), GuardOutcome)
 	row("*floor: first look with a post-onset scrape*", "–", floor, fmt.Sprintf("%s / %s (%d)", dur(pg), dur(pf), nf), "–")
+	oracle := Score("oracle", r.Runs, every, OracleOutcome)
+	po, pgo, no := Paired(r.Runs, every, OracleOutcome, GuardOutcome)
+	row(fmt.Sprintf("*oracle: SPRT knowing the fault's burn, α %g*", OracleAlpha), "–", oracle, fmt.Sprintf("%s / %s (%d)", dur(pgo), dur(po), no), "–")
 	for i, c := range r.Curves {
 		thr := "≤ " + fmtBurn(r.Sweep[c.Match])
 		if !c.Matched {
@@ -233,7 +362,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	for i, band := range TrafficBands {
 		tally(band.Name, g.ByTraffic[i])
 	}
+	p("\n| healthy canaries by canary traffic (truth: pass) | canaries | passed | held | failed |\n|---|---|---|---|---|\n")
+	for i, band := range TrafficBands {
+		d := g.HealthyByTraffic[i]
+		p("| %s | %d | %d | %d (%s) | %d |\n", band.Name, d.Runs, d.Pass, d.Hold, pct(ratio(d.Hold, d.Runs)), d.Fail)
+	}
 	r.writeExcess(p, g)
+	r.writeOracle(p)
 	p("\nFaults on canary **and** stable alike (scope both, not the canary's fault): %d; phaseguard rolled back %d and held %d. ", g.Both.Runs, g.Both.Detected, g.Both.Held)
 	for _, c := range r.Curves {
 		if bb := c.Points[c.Match].Both; bb.Runs > 0 {
@@ -330,6 +465,39 @@ func (r *Report) writeExcess(p func(string, ...any), g Figures) {
 		alpha, k1, pct(tail(2, k1)), pct(tail(4, k1)), pct(tail(11, k1)), math.Ceil(e99), float64(StrongBurn))
 }
 
+// writeOracle compares phaseguard with the oracle, in all and by canary
+// traffic and fault kind.
+func (r *Report) writeOracle(p func(string, ...any)) {
+	every := r.every()
+	v := CompareOracle(r.Runs, every, GuardOutcome, RunOracle)
+	p("\n### phaseguard against the oracle\n\n")
+	if v.Unobserved > 0 {
+		p("Not measured: %d of %d faults were observed without the oracle.\n", v.Unobserved, v.Faults)
+		return
+	}
+	p("Of the %d faults of the canary that can be seen, the oracle detects %d within the stage; phaseguard detects %d of those (%s). ", v.Faults, v.Detectable, v.Caught, pct(v.Recall()))
+	p("On the faults both detect, phaseguard's median latency is %s against the oracle's %s: %s the oracle's (ratio of medians); the median of the per-fault ratios is %s.\n\n",
+		dur(Percentile(v.Detector, 0.5)), dur(Percentile(v.Oracle, 0.5)), times(v.MedianRatio()), times(v.RatioMedian()))
+	p("| faults by | faults | oracle-detectable | phaseguard detects | recall | median latency, phaseguard / oracle | ratio of medians | median per-fault ratio |\n|---|---|---|---|---|---|---|---|\n")
+	line := func(label string, keep func(*Run) bool) {
+		var sub []*Run
+		for _, run := range r.Runs {
+			if keep(run) {
+				sub = append(sub, run)
+			}
+		}
+		v := CompareOracle(sub, every, GuardOutcome, RunOracle)
+		p("| %s | %d | %d | %d | %s | %s / %s | %s | %s |\n", label, v.Faults, v.Detectable, v.Caught, pct(v.Recall()),
+			dur(Percentile(v.Detector, 0.5)), dur(Percentile(v.Oracle, 0.5)), times(v.MedianRatio()), times(v.RatioMedian()))
+	}
+	for i, band := range TrafficBands {
+		line("canary traffic "+band.Name, func(run *Run) bool { return bandOf(TrafficBands, run.Truth.CanaryRate) == i })
+	}
+	for _, k := range scenarios.FaultKinds {
+		line(fmt.Sprintf("kind %s %s", k, k.Name()), func(run *Run) bool { return run.Truth.Fault != nil && run.Truth.Fault.Kind == k })
+	}
+}
+
 // writeBefore compares phaseguard's figures with earlier runs.
 func (r *Report) writeBefore(p func(string, ...any)) {
 	if len(r.Before) == 0 {
@@ -374,6 +542,39 @@ func (r *Report) writeBefore(p func(string, ...any)) {
 		return fmt.Sprintf("%s / %s", dur(Percentile(f.Latency, 0.5)), dur(Percentile(f.Latency, 0.9)))
 	})
 	row("held at the stage end (healthy / faulty)", func(f Figures) string { return fmt.Sprintf("%d / %d", f.HealthyHolds, f.Faults.Held) })
+	row("healthy canaries (truth: pass) held at the stage end, by canary traffic "+bandNames(), func(f Figures) string {
+		var parts []string
+		for _, d := range f.HealthyByTraffic {
+			parts = append(parts, fmt.Sprintf("%d of %d", d.Hold, d.Runs))
+		}
+		return strings.Join(parts, "; ")
+	})
+	// Against the oracle: its outcome on the same case, observed with
+	// this run.
+	oracle := OracleByCase(r.Runs)
+	versus := func(runs []*Run, f func(Versus) string) string {
+		if runs == nil {
+			return "–"
+		}
+		v := CompareOracle(runs, r.every(), GuardOutcome, oracle)
+		if v.Unobserved > 0 {
+			return fmt.Sprintf("– (%d of %d faults not in this corpus)", v.Unobserved, v.Faults)
+		}
+		return f(v)
+	}
+	p("| recall of oracle-detectable faults |")
+	for _, b := range r.Before {
+		p(" %s |", versus(b.Runs, func(v Versus) string { return fmt.Sprintf("%s (%d/%d)", pct(v.Recall()), v.Caught, v.Detectable) }))
+	}
+	p(" %s |\n", versus(r.Runs, func(v Versus) string { return fmt.Sprintf("%s (%d/%d)", pct(v.Recall()), v.Caught, v.Detectable) }))
+	lat := func(v Versus) string {
+		return fmt.Sprintf("%s; %s (%d faults)", times(v.MedianRatio()), times(v.RatioMedian()), v.Caught)
+	}
+	p("| latency / the oracle's on the faults both detect: ratio of medians; median ratio |")
+	for _, b := range r.Before {
+		p(" %s |", versus(b.Runs, lat))
+	}
+	p(" %s |\n", versus(r.Runs, lat))
 	row("faults on canary and stable alike: rolled back / held", func(f Figures) string { return fmt.Sprintf("%d / %d of %d", f.Both.Detected, f.Both.Held, f.Both.Runs) })
 	row(fmt.Sprintf("full drain misrouting failed within %s", dur(FastDetection)), func(f Figures) string {
 		return fmt.Sprintf("%d / %d", f.DrainWithin, f.Drain.Runs)
@@ -407,7 +608,8 @@ func (r *Report) writeRealism(p func(string, ...any)) {
 	p("\n")
 }
 
-// writeMisses lists phaseguard's misses of faults of at least StrongBurn.
+// writeMisses lists phaseguard's misses of faults of at least StrongBurn
+// or that the oracle detects, with the oracle's latency on each.
 func (r *Report) writeMisses(p func(string, ...any)) {
 	type row struct {
 		text   string
@@ -416,7 +618,17 @@ func (r *Report) writeMisses(p func(string, ...any)) {
 	var rows []row
 	for _, run := range r.Runs {
 		tr := run.Truth
-		if run.Set != Faulty || tr.Fault.Scope != scenarios.ScopeCanary || tr.Answer.Right == scenarios.Hold || MaxBurn(tr) < StrongBurn {
+		if run.Set != Faulty || tr.Fault.Scope != scenarios.ScopeCanary || tr.Answer.Right == scenarios.Hold {
+			continue
+		}
+		oracle := "–"
+		if run.Oracle != nil {
+			oracle = "no alarm"
+			if run.Oracle.Look >= 0 {
+				oracle = fmt.Sprintf("%s (%s)", dur(LookTime(tr.StageStart, run.Oracle.Look, r.every()).Sub(tr.Fault.Onset)), run.Oracle.SLI)
+			}
+		}
+		if MaxBurn(tr) < StrongBurn && (run.Oracle == nil || run.Oracle.Look < 0) {
 			continue
 		}
 		o := GuardOutcome(run)
@@ -430,21 +642,22 @@ func (r *Report) writeMisses(p func(string, ...any)) {
 		case o.Hold:
 			end = "hold"
 		}
-		rows = append(rows, row{fmt.Sprintf("| %s | %s | %.3g | %s | %.3g | %.3g | %s | %s |", run.Name, tr.Fault.Kind, tr.Fault.Severity, fmtBurn(MaxBurn(tr)),
-			run.Excess, tr.CanaryRate, end, strings.ReplaceAll(shorten(run.Reason, 140), "|", "\\|")), run.Excess})
+		rows = append(rows, row{fmt.Sprintf("| %s | %s | %.3g | %s | %.3g | %.3g | %s | %s | %s |", run.Name, tr.Fault.Kind, tr.Fault.Severity, fmtBurn(MaxBurn(tr)),
+			run.Excess, tr.CanaryRate, oracle, end, strings.ReplaceAll(shorten(run.Reason, 140), "|", "\\|")), run.Excess})
 	}
 	// The misses with the most evidence first: those are the engine's.
 	slices.SortStableFunc(rows, func(a, b row) int { return cmp.Compare(b.excess, a.excess) })
-	p("\n### phaseguard's misses of faults of ≥ %g×\n\n", float64(StrongBurn))
+	p("\n### phaseguard's misses of faults of ≥ %g× or that the oracle detects\n\n", float64(StrongBurn))
 	if len(rows) == 0 {
 		p("None.\n")
 		return
 	}
-	p("%d faults, those adding the most expected bad events after the onset first; the verdict at the end of the stage says why.\n\n| case | kind | severity | expected burn | expected excess bad events | canary req/s | stage ended | last reason |\n|---|---|---|---|---|---|---|---|\n", len(rows))
+	p("%d faults, those adding the most expected bad events after the onset first; the oracle's column is its latency and the SLI it alarmed on; the verdict at the end of the stage says why phaseguard did not fail.\n\n", len(rows))
+	p("| case | kind | severity | expected burn | expected excess bad events | canary req/s | oracle | stage ended | last reason |\n|---|---|---|---|---|---|---|---|---|\n")
 	const most = 40
 	for i, row := range rows {
 		if i == most {
-			p("| … %d more | | | | | | | |\n", len(rows)-most)
+			p("| … %d more | | | | | | | | |\n", len(rows)-most)
 			break
 		}
 		p("%s\n", row.text)
@@ -465,9 +678,32 @@ func (r *Report) writeMethod(p func(string, ...any)) {
 	p("- **Baselines.** Each SLI becomes one metric whose instant query is its bad ratio over the window (`bad / total`, `1 - good / total`, or events × 1h/window for the rate SLIs), with the SLI's own selectors, sent at every look. ")
 	p("Argo: argo-rollouts v1.10.0's `utils/evaluate.EvaluateResult` on `successCondition: result[0] <= T` with the vector's values as the result, as its Prometheus provider does (no series: no `result[0]`, an Error measurement; NaN: Failed); a metric fails when Failed measurements over the whole run exceed `failureLimit`, errors after more than `consecutiveErrorLimit` (default 4) Errors in a row, and either aborts the rollout. ")
 	p("Flagger: fluxcd/flagger's loop (`advanceCanary`, `runMetricChecks`, `PrometheusProvider.RunQuery`): each tick first rolls back if `failedChecks >= threshold`, then runs the checks; no value or NaN (`ErrNoValuesFound`) or a value above `thresholdRange.max` fails the check, and `failedChecks` is never reset within the analysis.\n")
+	p("- **Oracle.** For a run with a fault, at each look after the onset and for each SLI the fault raises above 1× (`scenarios.FaultTruth.CanaryBurn`, its true expected canary burn b, background included), the canary's counts from the onset to the look: the SLI's own batched query with every window cut to that span (`policies.SLI.QueryWithin`), its longest window's series. ")
+	p("Wald's log likelihood ratio of H1 \"burn = b\" against H0 \"burn = 1\" (the budget of `scenarios.DefaultBudgets`, which the burns are multiples of): for a ratio SLI with k bad of n events, k·log(p1/p0) + (n−k)·log((1−p1)/(1−p0)) with p0 the budget and p1 = b·p0 capped at %g; for a rate SLI with k events in h hours, k·log b − (b−1)·λ0·h. ", OracleMaxShare)
+	p("It alarms at the first look where the ratio of any raised SLI reaches log(1/%g) (a fault raising several SLIs is detected by the first to alarm), and a detection is that look's time minus the onset. By Ville's inequality each SLI's test alarms under H0 with probability at most %g however often it looks. ", OracleAlpha, OracleAlpha)
+	p("It uses what no detector has, the onset and b, and only data after the onset: its recall and latency are the limit a detector held to that level approaches. ")
+	p("Recall of oracle-detectable faults counts phaseguard's detections among the faults of the canary that can be seen and that the oracle detects; latency is compared on the faults both detect, as the ratio of the medians and as the median of the per-fault ratios. ")
+	p("Healthy canaries held count those whose truth says to pass, by nominal canary rate. A static threshold is dominated when, at its matched threshold, phaseguard has at least its recall on the faults that can be seen and at most its median latency on the faults both detect, one of them strictly (or, with no fault both detect, more recall).\n")
 	p("- **Sweep.** Thresholds at %s × each SLI's budget.\n", sweepList(r.Sweep))
 	p("- **Confidence.** False-rollback intervals are two-sided 95 %% Clopper–Pearson. Latency percentiles are nearest-rank over the detected faults.\n")
 	p("- **Reproducibility.** Every decision figure depends on the seed and the sizes only; the worker count, the machine and the cost figures do not change them.\n")
+}
+
+// bandNames lists TrafficBands' names, "(< 1 req/s; 1–20 req/s; ≥ 20 req/s)".
+func bandNames() string {
+	var names []string
+	for _, b := range TrafficBands {
+		names = append(names, b.Name)
+	}
+	return "(" + strings.Join(names, "; ") + ")"
+}
+
+// times prints a ratio as a multiple, "1.32×"; "–" for NaN.
+func times(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x)
 }
 
 func sweepList(s []float64) string {

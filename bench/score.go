@@ -116,6 +116,10 @@ type Figures struct {
 	FRRate, FRLow, FRHigh   float64
 	HealthyFails            int
 	HealthyHolds            int
+	// HealthyByTraffic breaks the healthy runs the truth says to pass
+	// (Answer.Right is pass: their data can tell) down by the canary's
+	// nominal request rate, in TrafficBands order.
+	HealthyByTraffic []Decisions
 	// Untold are the healthy and faulty runs (scope canary) whose truth
 	// says the canary can't be told at the stage end (Answer.Right is
 	// hold: no recent canary data, a hidden SLI, a fault after the data
@@ -238,6 +242,8 @@ func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Out
 		ByBand:    make([]Tally, len(BurnBands)),
 		ByTraffic: make([]Tally, len(TrafficBands)),
 		ByExcess:  make([]Tally, len(ExcessBands)),
+
+		HealthyByTraffic: make([]Decisions, len(TrafficBands)),
 	}
 	for _, r := range runs {
 		o := outcome(r)
@@ -272,6 +278,9 @@ func Score(name string, runs []*Run, every time.Duration, outcome func(*Run) Out
 			}
 			if o.Hold {
 				f.HealthyHolds++
+			}
+			if tr.Answer.Right == scenarios.Pass && r.Set == Healthy {
+				f.HealthyByTraffic[bandOf(TrafficBands, tr.CanaryRate)].add(decision, wrong)
 			}
 			continue
 		}

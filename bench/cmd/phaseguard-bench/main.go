@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			corpus = fmt.Sprintf("seed %d: %d healthy, %d faulty, %d full drain", s0, h, f, d)
 		}
 		r.Before = append(r.Before, bench.Before{Command: o.Command, Revision: o.Revision,
-			Corpus: corpus, Guard: bench.Score("phaseguard", o.Runs, every, bench.GuardOutcome)})
+			Corpus: corpus, Guard: bench.Score("phaseguard", o.Runs, every, bench.GuardOutcome), Runs: o.Runs})
 	}
 
 	if *costCases > 0 {
@@ -280,13 +280,25 @@ func load(path, key string) ([]*bench.Run, time.Duration, string, error) {
 	if err != nil {
 		return nil, 0, "", err
 	}
-	if o.Key != key {
+	if o.Key != key || !withOracle(o.Runs) {
 		return nil, 0, "", nil
 	}
 	if o.Revision == "" {
 		o.Revision = revision()
 	}
 	return o.Runs, o.Elapsed, o.Revision, nil
+}
+
+// withOracle reports whether every run with a fault has the oracle's
+// outcome: observations written before the oracle existed are observed
+// again.
+func withOracle(runs []*bench.Run) bool {
+	for _, r := range runs {
+		if r.Truth.Fault != nil && r.Oracle == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func save(path string, o observations) error {

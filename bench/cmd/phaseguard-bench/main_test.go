@@ -6,6 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/phaseguard/phaseguard/bench"
+	"github.com/phaseguard/phaseguard/scenarios"
 )
 
 func TestWithoutFlag(t *testing.T) {
@@ -36,5 +37,34 @@ func TestCostSample(t *testing.T) {
 	want := []string{"healthy-000", cases[3].Spec.Name, "healthy-001", cases[4].Spec.Name, "healthy-002"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("costSample mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestWithOracle checks that observations without the oracle's outcome on
+// a run with a fault are observed again, and that healthy runs need none.
+func TestWithOracle(t *testing.T) {
+	t.Parallel()
+	healthy := &bench.Run{Name: "h"}
+	fault := func(o *bench.OracleRun) *bench.Run {
+		r := &bench.Run{Name: "f", Oracle: o}
+		r.Truth.Fault = &scenarios.FaultTruth{Kind: scenarios.DrainMisrouting}
+		return r
+	}
+	tests := []struct {
+		name string
+		runs []*bench.Run
+		want bool
+	}{
+		{"healthy only", []*bench.Run{healthy}, true},
+		{"fault with the oracle", []*bench.Run{healthy, fault(&bench.OracleRun{Look: -1})}, true},
+		{"fault from before the oracle", []*bench.Run{healthy, fault(nil)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := withOracle(tt.runs); got != tt.want {
+				t.Errorf("withOracle = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
