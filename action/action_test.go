@@ -353,7 +353,7 @@ func TestSummary(t *testing.T) {
 	mk := func(t time.Time, drain, flaps analysis.Num) *analysis.Verdict {
 		return &analysis.Verdict{
 			Time: t, Policy: "phase-default", Stage: "canary-10", Decision: analysis.Fail,
-			Reason: "drain-failure: burn 200× > 10× in 5m/1m | <b>", Confidence: 0.9975, Looks: 20, Queries: 4,
+			Reason: "drain-failure: burn 200× > 10× in 5m/1m | <b>", Confidence: 0.9975, Queries: 4,
 			SLIs: []analysis.SLIResult{
 				{
 					Name: "drain-failure", Kind: "ratio", Decision: analysis.Fail, Reason: "burn 200× > 10× in 5m and 1m",

@@ -10,20 +10,21 @@ import (
 	"github.com/phaseguard/phaseguard/policies"
 )
 
-// exposureToPass is how much of the canary's traffic the window w (which
-// counted exposure) needs before a pass can rule out a burn of limit
-// (bad share, or events per hour): the least exposure at which the
-// window's upper bound at level a falls to limit, and a ratio window holds
-// minSamples events, if the canary goes on as it has, with the same event
-// rate and the same bad share (ratio) or the same events per hour (rate).
-// It is the time the whole window must cover, not the time still to go.
-// false: no exposure can (the observed share or rate is itself at or over
-// limit, or a ratio window saw no events to go by).
-//
-// The bounds are the engine's (Clopper–Pearson for a share, Garwood for a
-// count); the least exposure is found by doubling, then bisection.
-func exposureToPass(w window, exposure time.Duration, kind string, a, limit, minSamples float64) (time.Duration, bool) {
-	if !w.usable() || exposure <= 0 || limit <= 0 {
+// exposureToPass is how much of the canary's traffic the evidence w
+// (which counted exposure) needs before a pass can rule out a burn of
+// factor times budget (bad share, or events per hour): the least exposure
+// at which the pass test (window.rulesOut, at level a) holds, and a ratio
+// window holds minSamples events, if the canary goes on at the same pace
+// (events per second) and from now on spends no more than its budget: its
+// bad share (ratio) or events per hour (rate) from here are the lower of
+// what it saw and the budget. One bad event in a thin canary says little
+// about its share, and going on at that share could never pass. It is
+// the time the evidence must cover, not the time still to go. false: no
+// exposure can (a ratio window saw no events to go by, or the test could
+// not pass within 1e12 events or hours).
+// The least exposure is found by doubling, then bisection.
+func exposureToPass(w window, exposure time.Duration, kind string, a, budget, factor, minSamples float64) (time.Duration, bool) {
+	if !w.usable() || exposure <= 0 || budget <= 0 || factor <= 0 {
 		return 0, false
 	}
 	secs := exposure.Seconds()
@@ -31,18 +32,14 @@ func exposureToPass(w window, exposure time.Duration, kind string, a, limit, min
 	var toSeconds func(x float64) float64
 	switch kind {
 	case policies.KindRate:
-		perHour := w.bad / w.total // w.total is hours
-		if perHour >= limit {
-			return 0, false
-		}
-		enough = func(h float64) bool { return countUpper(perHour*h, a)/h <= limit }
+		enough = func(h float64) bool { return ahead(w, h, budget).rulesOut(kind, budget, factor, a) }
 		toSeconds = func(h float64) float64 { return h * 3600 }
 	default:
-		share, perSecond := w.bad/w.total, w.total/secs
-		if share >= limit || perSecond <= 0 {
+		perSecond := w.total / secs
+		if perSecond <= 0 {
 			return 0, false
 		}
-		enough = func(n float64) bool { return n >= minSamples && ratioUpper(share*n, n, a) <= limit }
+		enough = func(n float64) bool { return n >= minSamples && ahead(w, n, budget).rulesOut(kind, budget, factor, a) }
 		toSeconds = func(n float64) float64 { return n / perSecond }
 	}
 	lo, hi := 0.0, math.Max(w.total, 1e-3)
@@ -63,14 +60,23 @@ func exposureToPass(w window, exposure time.Duration, kind string, a, limit, min
 	return time.Duration(math.Ceil(toSeconds(hi))) * time.Second, true
 }
 
+// ahead is window w grown (or shrunk) to exposure x at its pace, with
+// what it adds bad at the lower of w's share (or events per hour) and
+// budget: what exposureToPass assumes.
+func ahead(w window, x, budget float64) window {
+	seen := w.bad / w.total
+	return window{bad: seen*math.Min(x, w.total) + math.Min(seen, budget)*math.Max(x-w.total, 0), total: x}
+}
+
 // timeToDecide says, for a thin-evidence hold, how long until the
-// evidence could pass at the canary's pace, or that the window can never
-// hold enough at it: "; at 0.2 events/s, about 12m more" or "; at 0.05
-// events/s the 15m window cannot hold enough: ruling out a 10× burn needs
-// 40m of traffic". Empty when nothing can be said (no events to go by, or
-// the observed share is itself over the limit).
-func timeToDecide(w window, exposure time.Duration, kind string, a, limit, minSamples, factor float64) string {
-	need, ok := exposureToPass(w, exposure, kind, a, limit, minSamples)
+// evidence could pass at the canary's pace, or that the window, of length
+// cap (0: the canary's life, which grows), can never hold enough at it:
+// "; at 0.2 events/s, about 12m more" or "; at 0.05 events/s the 15m
+// window cannot hold enough: ruling out a 10× burn needs 40m of traffic".
+// Empty when nothing can be said (no events to go by, or the observed
+// share is itself over the limit).
+func timeToDecide(w window, exposure, cap time.Duration, kind string, a, budget, factor, minSamples float64) string {
+	need, ok := exposureToPass(w, exposure, kind, a, budget, factor, minSamples)
 	if !ok {
 		return ""
 	}
@@ -78,10 +84,10 @@ func timeToDecide(w window, exposure time.Duration, kind string, a, limit, minSa
 	if kind == policies.KindRate {
 		pace = fmt.Sprintf("%.2g events/h so far", w.bad/w.total)
 	}
-	if need > w.d {
-		return fmt.Sprintf("; at %s the %s window cannot hold enough: ruling out a %g× burn needs %s of traffic", pace, model.Duration(w.d), factor, roundMinute(need))
+	if cap > 0 && need > cap {
+		return fmt.Sprintf("; at %s the %s window cannot hold enough: ruling out a %g× burn needs %s of traffic", pace, model.Duration(cap), factor, roundMinute(need))
 	}
-	return fmt.Sprintf("; at %s, about %s more", pace, roundMinute(max(need-exposure, time.Second)))
+	return fmt.Sprintf("; at %s, within its budget from here, ruling out a %g× burn needs about %s more", pace, factor, roundMinute(max(need-exposure, time.Second)))
 }
 
 // roundMinute rounds d for a reader: whole minutes from 2m up, else seconds.

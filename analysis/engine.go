@@ -57,8 +57,8 @@ func New(q Querier, opts ...Option) *Engine {
 // Request is one evaluation.
 type Request struct {
 	Policy *policies.Policy
-	// Stage names the policy stage being judged; it sets how many looks
-	// alpha is spread over. Empty: the policy's longest stage.
+	// Stage names the policy stage being judged, for the verdict; the
+	// tests do not depend on it (they are anytime-valid). Empty: none.
 	Stage string
 	// At is the evaluation time; zero means the engine's clock.
 	At time.Time
@@ -80,13 +80,6 @@ type Request struct {
 	// not a later stage's: cutting there would drop evidence the canary
 	// gathered in earlier stages.
 	Since time.Time
-	// Looks is how many looks the caller will take at this stage, when it
-	// knows (the Argo plugin: a metric's count, or its soak over its
-	// interval, plus the look at the start). Alpha is spread over the
-	// larger of it and the policy's planned looks (PlannedLooks), so that
-	// looking more often than the policy's interval does not spend more
-	// than alpha by the union bound. Zero: the planned looks.
-	Looks int
 }
 
 // InputError is a request value that cannot be used: it names the input.
@@ -135,9 +128,6 @@ func (r *Request) Validate() error {
 	check("namespace", r.Namespace, namespaceRE, "namespace (DNS-1123 label)", usesNS)
 	check("canary-hash", r.CanaryHash, labelValueRE, "pod template hash (Kubernetes label value)", true)
 	check("stable-hash", r.StableHash, labelValueRE, "pod template hash (Kubernetes label value)", false)
-	if r.Looks < 0 {
-		errs = append(errs, &InputError{Input: "looks", Value: fmt.Sprint(r.Looks), Msg: "must not be negative"})
-	}
 	if r.StableHash != "" && r.StableHash == r.CanaryHash {
 		errs = append(errs, &InputError{Input: "stable-hash", Value: r.StableHash, Msg: "equals canary-hash: the baseline would compare the canary with itself"})
 	}
@@ -173,7 +163,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 			// Nothing of the stage to judge yet: hold, never pass.
 			return &Verdict{Time: at.UTC(), Policy: p.Metadata.Name, Stage: r.Stage, Since: r.Since.UTC(), Decision: Hold,
 				Reason: fmt.Sprintf("the stage started at %s, no earlier than this look: nothing to judge yet", r.Since.UTC().Format(time.RFC3339)),
-				Looks:  p.PlannedLooks(r.Stage), SLIs: []SLIResult{}}, nil
+				SLIs:   []SLIResult{}}, nil
 		}
 		if d := at.Sub(r.Since); d < slices.Max(p.Windows()) {
 			span = d.Truncate(time.Second)
@@ -189,15 +179,19 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 	// judged on its own.
 	baseline := r.StableHash != "" && p.Spec.Baseline.On()
 	compared := func(s *policies.SLI) bool { return baseline && s.Uses(policies.PlaceholderHash) }
-	tests := 0
+	// Every SLI has one test per window pair (its restarts), one since
+	// the canary's start, and one against stable when compared; the
+	// policy's alpha is split evenly over them (a union bound), and each
+	// is anytime-valid on its own (sequential.go), so looks spend
+	// nothing.
+	nCompared := 0
 	for i := range p.Spec.SLIs {
-		tests += len(p.Spec.Windows)
 		if compared(&p.Spec.SLIs[i]) {
-			tests++
+			nCompared++
 		}
 	}
-	looks := max(p.PlannedLooks(r.Stage), r.Looks)
-	a := spend(p.Spec.Alpha, looks, tests)
+	lt := testsAt(p, r.Since, at, nCompared)
+	a, extra := lt.a, lt.extra
 
 	canary := policies.Target{Service: r.Service, Namespace: r.Namespace, Hash: r.CanaryHash}
 	stable := policies.Target{Service: r.Service, Namespace: r.Namespace, Hash: r.StableHash}
@@ -212,10 +206,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 	}
 	var jobs []*job
 	query := func(s *policies.SLI, t policies.Target) (string, error) {
-		if span == 0 {
-			return s.Query(t), nil
-		}
-		return s.QueryWithin(t, span)
+		return s.QueryRanges(t, span, extra)
 	}
 	for i := range p.Spec.SLIs {
 		targets := []policies.Target{canary}
@@ -243,7 +234,6 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		Policy:     p.Metadata.Name,
 		Stage:      r.Stage,
 		Confidence: 1 - a,
-		Looks:      looks,
 		Queries:    len(jobs),
 	}
 	if !r.Since.IsZero() {
@@ -251,7 +241,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 	}
 	var todo []diagnosis // SLIs without canary data, whose cause to probe
 	for i := range p.Spec.SLIs {
-		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, a: a, span: span, canary: canary, stable: stable}
+		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, lookTests: lt, span: span, canary: canary, stable: stable}
 		if compared(in.sli) {
 			in.stableHash = r.StableHash
 		}
@@ -279,6 +269,54 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 	}
 	v.Decision, v.Reason = combine(v, p)
 	return v, nil
+}
+
+// lookTests are the tests of one look, the same for every SLI: each
+// test's level, the canary's age, the restarts of each window pair, and
+// the ranges to count beyond the policy's windows.
+type lookTests struct {
+	a      float64         // each test's level (a restart's is a share of it)
+	life   time.Duration   // time since the canary's start; 0 when unknown
+	starts [][]start       // per window pair, the restarts this look tests
+	extra  []time.Duration // ranges to count: the restarts' ages, and the life when longer than every window
+}
+
+// testsAt plans the tests of a look at now at a canary that started at
+// since (zero: unknown), with compared SLIs judged against stable too.
+// Every SLI has one test per window pair (its restarts), one since the
+// canary's start, and one against stable when compared: the policy's
+// alpha is split evenly over them (a union bound), and each is
+// anytime-valid on its own (sequential.go), so looks spend nothing. A
+// restart's level is its test's times its share (restartShare), H the
+// restarts in the policy's planned canary (PlannedLife). Restarts younger
+// than the policy's shortest window are left out: a count over less may
+// hold one scrape or none.
+func testsAt(p *policies.Policy, since, now time.Time, compared int) lookTests {
+	tests := len(p.Spec.SLIs)*(len(p.Spec.Windows)+1) + compared
+	lt := lookTests{a: p.Spec.Alpha / float64(max(tests, 1)), starts: make([][]start, len(p.Spec.Windows))}
+	if !since.IsZero() && now.After(since) {
+		lt.life = now.Sub(since).Truncate(time.Second)
+	}
+	shortest := slices.Min(p.Windows())
+	for i, pair := range p.Spec.Windows {
+		long := time.Duration(pair.Long)
+		h := int(math.Ceil(float64(p.PlannedLife()) / float64(restartEvery(long))))
+		for _, st := range liveStarts(long, since, now, h) {
+			st.age = st.age.Truncate(time.Second)
+			if st.age < shortest {
+				continue
+			}
+			st.a = lt.a * restartShare(st.j, h)
+			lt.starts[i] = append(lt.starts[i], st)
+			if !slices.Contains(lt.extra, st.age) {
+				lt.extra = append(lt.extra, st.age)
+			}
+		}
+	}
+	if lt.life > slices.Max(p.Windows()) && !slices.Contains(lt.extra, lt.life) {
+		lt.extra = append(lt.extra, lt.life)
+	}
+	return lt
 }
 
 // combine turns per-SLI results into the verdict and its one-line reason.

@@ -459,35 +459,3 @@ spec:
 		}
 	}
 }
-
-// TestLooksSpreadAlpha: a caller that will look more often than the
-// policy plans (Argo's count over a stage) has alpha spread over its
-// looks, never fewer than planned; a negative count is an input error.
-func TestLooksSpreadAlpha(t *testing.T) {
-	t.Parallel()
-	st, tr := loadScenario(t, "healthy")
-	p := preset(t)
-	at := tr.StageStart.Add(5 * time.Minute)
-	confidence := map[int]float64{}
-	for _, looks := range []int{0, 5, 31, 100} {
-		req := request(p, tr, at)
-		req.Looks = looks
-		v, err := analysis.New(st).Evaluate(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := max(looks, p.PlannedLooks(req.Stage))
-		if v.Looks != want {
-			t.Errorf("Looks %d: verdict spread alpha over %d looks, want %d", looks, v.Looks, want)
-		}
-		confidence[looks] = v.Confidence
-	}
-	if !(confidence[0] == confidence[5] && confidence[31] > confidence[0] && confidence[100] > confidence[31]) {
-		t.Errorf("confidence per look %v: want the planned looks' below 20 looks, higher with more looks", confidence)
-	}
-	req := request(p, tr, at)
-	req.Looks = -1
-	if _, err := analysis.New(st).Evaluate(context.Background(), req); err == nil || !strings.Contains(err.Error(), "looks") {
-		t.Errorf("Looks -1: error %v, want one naming looks", err)
-	}
-}

@@ -40,9 +40,9 @@ func (e *absentError) Error() string {
 func (e *absentError) Unwrap() error { return ErrNoData }
 
 type sliInput struct {
-	sli        *policies.SLI
-	policy     *policies.Policy
-	a          float64       // per-test level
+	sli    *policies.SLI
+	policy *policies.Policy
+	lookTests
 	span       time.Duration // time since the stage started, when shorter than a window; else 0
 	stableHash string
 	canary     policies.Target
@@ -76,16 +76,27 @@ func (w window) value() float64 {
 	return w.bad / w.total
 }
 
-// bounds returns the window's value and its lower and upper bounds at
-// level a.
-func (w window) bounds(kind string, a float64) (v, lo, hi float64) {
+// bounds returns the window's value and the lower and upper ends of its
+// confidence sequence at level a (lowerBurn, upperBurn), in the value's
+// units (bad share, or events per hour).
+func (w window) bounds(kind string, budget, a float64) (v, lo, hi float64) {
 	if !w.usable() {
 		return math.NaN(), math.NaN(), math.NaN()
 	}
-	if kind == policies.KindRate {
-		return w.bad / w.total, countLower(w.bad, a) / w.total, countUpper(w.bad, a) / w.total
-	}
-	return w.bad / w.total, ratioLower(w.bad, w.total, a), ratioUpper(w.bad, w.total, a)
+	return w.bad / w.total, lowerBurn(kind, w.bad, w.total, budget, a) * budget, upperBurn(kind, w.bad, w.total, budget, a) * budget
+}
+
+// overBudget is the fail test: the window's counts reject "burn ≤ 1" at
+// level a (the fail mixture's e-value reaches 1/a).
+func (w window) overBudget(kind string, budget, a float64) bool {
+	return w.usable() && logE(kind, w.bad, w.total, budget, 1, over) >= math.Log(1/a)
+}
+
+// rulesOut is the pass test: the window's counts reject "burn ≥ factor"
+// at level a. A ratio SLI whose budget times factor reaches 1 cannot burn
+// that fast: ruled out by any event.
+func (w window) rulesOut(kind string, budget, factor, a float64) bool {
+	return w.usable() && logE(kind, w.bad, w.total, budget, factor, under) >= math.Log(1/a)
 }
 
 // extract reads a batched query result for target t into per-window
@@ -252,15 +263,24 @@ func judge(in sliInput) (SLIResult, *noData) {
 		r.Reason = "canary query failed: " + shortErr(in.canaryErr, in.canaryQuery)
 		return r, nil
 	}
-	cw, err := extract(sli, in.canary, windows, in.span, in.canaryVec)
+	ranges := slices.Clone(windows)
+	for _, d := range in.extra {
+		if !slices.Contains(ranges, d) {
+			ranges = append(ranges, d)
+		}
+	}
+	all, err := extract(sli, in.canary, ranges, in.span, in.canaryVec)
 	if err != nil {
 		r.Decision, r.Error = onErr, err.Error()
 		r.Reason = "canary " + err.Error()
 		return r, nil
 	}
+	cw := all[:len(windows)]
 	byWin := map[time.Duration]window{}
-	for i, w := range cw {
+	for _, w := range all {
 		byWin[w.d] = w
+	}
+	for i, w := range cw {
 		r.Windows[i] = windowResult(w, kind, budget, in.a, in.span)
 		name := r.Windows[i].Window
 		r.Burn[name], r.BurnLower[name], r.BurnUpper[name] = r.Windows[i].Burn, r.Windows[i].BurnLower, r.Windows[i].BurnUpper
@@ -273,19 +293,31 @@ func judge(in sliInput) (SLIResult, *noData) {
 			r.Samples = Num(longest.bad)
 		}
 	}
+	// The evidence since the canary's start: its own range when the
+	// canary is older than the longest window, else the longest window
+	// (cut to the canary's age).
+	life := longest
+	if lw, ok := byWin[in.life]; ok && in.life > longest.d {
+		life = lw
+		wr := windowResult(lw, kind, budget, in.a, 0)
+		r.Life = &wr
+	}
 
 	// Stable side, when compared.
 	var sw map[time.Duration]window
 	if in.stableHash != "" && in.stableQuery != "" {
 		r.Baseline = &BaselineResult{Hash: in.stableHash, Value: Num(math.NaN()), Samples: Num(math.NaN()), PValue: Num(math.NaN()), Burn: map[string]Num{}, Windows: []WindowResult{}}
 		if in.stableErr == nil {
-			ws, err := extract(sli, in.stable, windows, in.span, in.stableVec)
+			ws, err := extract(sli, in.stable, ranges, in.span, in.stableVec)
 			if err != nil {
 				in.stableErr = err
 			} else {
 				sw = map[time.Duration]window{}
-				for _, w := range ws {
+				for i, w := range ws {
 					sw[w.d] = w
+					if i >= len(windows) {
+						continue
+					}
 					wr := windowResult(w, kind, budget, in.a, in.span)
 					r.Baseline.Windows = append(r.Baseline.Windows, wr)
 					r.Baseline.Burn[wr.Window] = wr.Burn
@@ -298,8 +330,8 @@ func judge(in sliInput) (SLIResult, *noData) {
 		}
 	}
 
-	// Data errors (NaN, Inf, negative counts) in any window never pass.
-	for _, w := range cw {
+	// Data errors (NaN, Inf, negative counts) in any range never pass.
+	for _, w := range all {
 		if w.err != nil && !errors.Is(w.err, ErrNoData) && !errors.Is(w.err, ErrCannotTell) {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("canary data unusable: %v", w.err)
@@ -308,44 +340,58 @@ func judge(in sliInput) (SLIResult, *noData) {
 	}
 
 	// Multi-window, multi-burn-rate: a pair trips when the canary burns
-	// above its factor in both windows (the SRE Workbook's rule: the long
-	// window says the burn is large, the short one that it is still going
-	// on) and the long window is significantly over budget: the lower
-	// confidence bound of its burn, at level a, exceeds 1.
+	// above its factor over its long window and its short one (the SRE
+	// Workbook's rule: the long window says the burn is large, the short
+	// one that it is still going on), and the long window's evidence is
+	// significantly over budget.
+	//
+	// The evidence is anytime-valid (sequential.go): the long window's
+	// test restarts every half window, and each look tests the restarts
+	// of the last long window, each at its share of the pair's level; the
+	// burn over the restart's range must clear the factor too. The canary
+	// since its start is one more test, against the slowest pair's factor
+	// and short window. Under "burn ≤ 1" every test rejects with at most
+	// its level over the canary's whole life, however often it is looked
+	// at, so the false rollbacks stay under alpha (TestFalseRollbackBound).
 	//
 	// The test is against the budget, not against the factor, because that
 	// is what a false rollback is: failing a canary that spends no more
-	// than its budget (burn ≤ 1). Under that null the bound exceeds 1 with
-	// probability at most a, so spending alpha over every test of every
-	// look keeps the chance of failing such a canary in a stage under
-	// alpha (TestFalseRollbackBound), whatever the factors. The factor is
-	// the severity a pair asks for, on the point burns; requiring its
-	// bound to clear the factor too would test a null (burn ≤ factor) the
-	// guarantee does not need, at the cost of most of the power on
-	// count-limited SLIs (a few flaps an hour, a few bad events at low
-	// traffic). The short window is not tested at all: a fifth or a third
-	// as long as the long one, it would add no protection.
+	// than its budget (burn ≤ 1). The factor is the severity a pair asks
+	// for, on the point burns.
 	//
-	// A fail needs only this significance: exact bounds are valid at any
+	// A fail needs only this significance: the tests are valid at any
 	// sample size, so minSamples never stops one (it gates a pass), and a
-	// pair whose windows have data trips even when another pair's have
+	// pair whose ranges have data trips even when another pair's have
 	// none.
-	var tripped []policies.WindowPair
-	for _, pair := range p.Spec.Windows {
-		l, s := byWin[time.Duration(pair.Long)], byWin[time.Duration(pair.Short)]
-		if !l.usable() || !s.usable() {
+	var trips []trip
+	for i, pair := range p.Spec.Windows {
+		s := byWin[time.Duration(pair.Short)]
+		if !s.usable() || s.value()/budget <= pair.Factor {
 			continue
 		}
-		_, ll, _ := l.bounds(kind, in.a)
-		if ll/budget > 1 && l.value()/budget > pair.Factor && s.value()/budget > pair.Factor {
-			tripped = append(tripped, pair)
-			r.Tripped = append(r.Tripped, pair.String())
+		if i >= len(in.starts) {
+			break
+		}
+		for _, st := range in.starts[i] {
+			if w := byWin[st.age]; w.overBudget(kind, budget, st.a) && w.value()/budget > pair.Factor {
+				trips = append(trips, trip{pair: pair, name: pair.String(), over: w, short: s, a: st.a})
+				break
+			}
 		}
 	}
+	slowest := slowestPair(p)
+	if s := byWin[time.Duration(slowest.Short)]; in.life > 0 && len(trips) == 0 && s.usable() && s.value()/budget > slowest.Factor &&
+		life.overBudget(kind, budget, in.a) && life.value()/budget > slowest.Factor {
+		trips = append(trips, trip{pair: slowest, name: "since the start", over: life, short: s, a: in.a})
+	}
+	for _, t := range trips {
+		r.Tripped = append(r.Tripped, t.name)
+	}
 
-	// Canary versus stable in the longest window.
+	// Canary versus stable over the longest pair's restarts.
 	worse := false
 	stableMissing := ""
+	var worseOver window
 	if r.Baseline != nil && sw != nil {
 		sl := sw[longest.d]
 		switch {
@@ -354,35 +400,49 @@ func judge(in sliInput) (SLIResult, *noData) {
 		case !sl.usable():
 			stableMissing = "no events"
 		}
-		if longest.usable() && sl.usable() {
-			nc, ns := longest.total, sl.total
-			pv := worseP(longest.bad, nc, sl.bad, ns, p.Spec.Baseline.MaxRatio)
-			r.Baseline.PValue = Num(pv)
-			// Significantly worse than stable fails only a canary that
-			// also burns at least minBurn (default 1: spends its own
-			// budget); DESIGN.md "Baseline".
-			worse = pv < in.a && longest.value()/budget >= p.Spec.Baseline.MinBurn
-			r.Baseline.Worse = worse
+		// The canary's share of the bad events of both, given how many
+		// there were, is Binomial with share π = ratio·nc / (ratio·nc +
+		// ns) when the canary burns no more than ratio times stable
+		// (Lehmann & Romano, Testing Statistical Hypotheses, 4.5); tested
+		// as a sequence over those events, like the windows.
+		pv := 1.0
+		var starts []start
+		if lp := longestPair(p); lp < len(in.starts) {
+			starts = in.starts[lp]
 		}
-		if len(tripped) > 0 && !worse {
+		for _, st := range starts {
+			c, s := byWin[st.age], sw[st.age]
+			if !c.usable() || !s.usable() || c.bad <= 0 {
+				continue
+			}
+			pi := p.Spec.Baseline.MaxRatio * c.total / (p.Spec.Baseline.MaxRatio*c.total + s.total)
+			e := logE(policies.KindRatio, c.bad, c.bad+math.Max(s.bad, 0), pi, 1, over)
+			// 1/e is an anytime-valid p-value (Ville); its share of the
+			// level is the restart's.
+			if q := math.Exp(-e) * in.a / st.a; q < pv {
+				pv = q
+			}
+			if e >= math.Log(1/st.a) && c.value()/budget >= p.Spec.Baseline.MinBurn {
+				worse, worseOver = true, c
+				break
+			}
+		}
+		r.Baseline.PValue = Num(math.Min(pv, 1))
+		r.Baseline.Worse = worse
+		if len(trips) > 0 && !worse {
 			// Stable burns too when it shows, for every pair the canary
-			// tripped, what the canary had to: its long window
-			// significantly over budget (lower bound above 1 at level a),
-			// and both windows burning at least the pair's factor over
-			// maxRatio (the canary may burn up to maxRatio times stable
-			// without being worse). Asking stable for minSamples events
-			// in each window instead would miss a shared fault whenever a
-			// short window is thin, and fail the canary for it.
+			// tripped, what the canary had to: over the same range,
+			// significantly over budget at the same level and burning at
+			// least the pair's factor over maxRatio (the canary may burn
+			// up to maxRatio times stable without being worse), and over
+			// the short window too. Asking stable for minSamples events
+			// instead would miss a shared fault whenever a short window is
+			// thin, and fail the canary for it.
 			also := true
-			for _, pair := range tripped {
-				l, s := sw[time.Duration(pair.Long)], sw[time.Duration(pair.Short)]
-				if !l.usable() || !s.usable() {
-					also = false
-					continue
-				}
-				_, ll, _ := l.bounds(kind, in.a)
-				floor := pair.Factor / p.Spec.Baseline.MaxRatio
-				if ll/budget <= 1 || l.value()/budget < floor || s.value()/budget < floor {
+			for _, t := range trips {
+				l, s := sw[t.over.d], sw[time.Duration(t.pair.Short)]
+				floor := t.pair.Factor / p.Spec.Baseline.MaxRatio
+				if !l.overBudget(kind, budget, t.a) || !s.usable() || l.value()/budget < floor || s.value()/budget < floor {
 					also = false
 				}
 			}
@@ -424,23 +484,24 @@ func judge(in sliInput) (SLIResult, *noData) {
 		dropped = fmt.Sprintf("; stable %s has data there, so the canary build may have renamed or dropped a metric", in.stableHash)
 	}
 
+	fastest := fastestFactor(p)
 	var nd *noData
 	switch {
-	case len(tripped) > 0 && r.Baseline != nil && r.Baseline.AlsoBad:
-		pair := tripped[0]
+	case len(trips) > 0 && r.Baseline != nil && r.Baseline.AlsoBad:
+		t := trips[0]
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("canary burns %s over %s but stable burns %s too: not the canary's fault, look at what they share",
-			fmtBurn(r.Burn[model.Duration(pair.Long).String()]), in.over(time.Duration(pair.Long)), fmtBurn(r.Baseline.Burn[model.Duration(pair.Long).String()]))
-	case len(tripped) > 0:
-		pair := tripped[0]
-		ln, sn := model.Duration(pair.Long).String(), model.Duration(pair.Short).String()
+			fmtBurn(Num(t.over.value()/budget)), in.last(t.over.d), fmtBurn(Num(sw[t.over.d].value()/budget)))
+	case len(trips) > 0:
+		t := trips[0]
 		r.Decision = Fail
 		r.Reason = fmt.Sprintf("burning %s budget over %s (at least %s with %s confidence) and %s over %s (limit %g×): roll back",
-			fmtBurn(r.Burn[ln]), in.over(time.Duration(pair.Long)), fmtBurn(r.BurnLower[ln]), confidence(in.a), fmtBurn(r.Burn[sn]), in.over(time.Duration(pair.Short)), pair.Factor)
+			fmtBurn(Num(t.over.value()/budget)), in.last(t.over.d), fmtBurn(Num(lowerBurn(kind, t.over.bad, t.over.total, budget, t.a))), confidence(t.a),
+			fmtBurn(Num(t.short.value()/budget)), in.over(t.short.d), t.pair.Factor)
 	case worse:
 		r.Decision = Fail
-		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s in %s (more than %g× stable, p=%.2g) and burns %s of its budget: roll back",
-			fmtValue(kind, longest.value()), fmtValue(kind, r.Baseline.Value), in.over(longest.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue), fmtBurn(Num(longest.value()/budget)))
+		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s over %s (more than %g× stable, p=%.2g) and burns %s of its budget: roll back",
+			fmtValue(kind, worseOver.value()), fmtValue(kind, sw[worseOver.d].value()), in.last(worseOver.d), p.Spec.Baseline.MaxRatio, float64(r.Baseline.PValue), fmtBurn(Num(worseOver.value()/budget)))
 	case in.stableErr != nil:
 		r.Decision, r.Error = onErr, in.stableErr.Error()
 		r.Reason = "stable query failed: " + shortErr(in.stableErr, in.stableQuery)
@@ -465,37 +526,96 @@ func judge(in sliInput) (SLIResult, *noData) {
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("baseline asked for, but stable %s has no data in %s (%s): it is never silently dropped; check the stable hash, or turn the baseline off",
 			in.stableHash, in.over(longest.d), stableMissing)
-	case kind == policies.KindRatio && longest.total < p.Spec.MinSamples:
+	case kind == policies.KindRatio && life.total < p.Spec.MinSamples:
 		r.Decision = Hold
-		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed in %s", longest.total, p.Spec.MinSamples, in.over(longest.d))
-		r.Reason += timeToDecide(longest, in.exposure(longest.d), kind, p.Spec.Alpha, budget*fastestFactor(p), p.Spec.MinSamples, fastestFactor(p))
-	default:
-		// Passing needs evidence, not just the absence of a trip: the
-		// longest window must rule out, at the policy's alpha, a burn as
-		// fast as the fastest pair's factor; a canary too thin to show a
-		// fast burn holds instead.
-		fastest := fastestFactor(p)
-		_, _, hi := longest.bounds(kind, p.Spec.Alpha)
+		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed %s", life.total, p.Spec.MinSamples, in.since(life.d))
+		r.Reason += in.timeToDecide(life, kind, budget, fastest)
+	case longest.overBudget(kind, budget, p.Spec.Alpha):
+		// Over budget at the policy's alpha in the longest window, but not
+		// at a test's level: a pass would wave through a fault that may
+		// have just begun.
 		name := model.Duration(longest.d).String()
-		if lb := longest.value() / budget; lb > 1 && hi/budget > fastest {
-			// Over budget, but not yet significantly enough to trip a pair.
-			r.Decision = Hold
-			r.Reason = fmt.Sprintf("thin evidence: burn %s over %s from %s, anywhere between %s and %s: watching",
-				fmtBurn(Num(lb)), in.over(longest.d), fmtEvents(longest, kind), fmtBurn(r.BurnLower[name]), fmtBurn(Num(hi/budget)))
-			r.Reason += timeToDecide(longest, in.exposure(longest.d), kind, p.Spec.Alpha, budget*fastest, p.Spec.MinSamples, fastest)
-			break
-		}
-		if hi/budget > fastest || math.IsNaN(hi) {
-			r.Decision = Hold
-			r.Reason = fmt.Sprintf("thin evidence: %s events in %s cannot yet rule out a %g× burn (upper bound %s)",
-				fmtCount(longest, kind), in.over(longest.d), fastest, fmtBurn(Num(hi/budget)))
-			r.Reason += timeToDecide(longest, in.exposure(longest.d), kind, p.Spec.Alpha, budget*fastest, p.Spec.MinSamples, fastest)
-			break
-		}
+		r.Decision = Hold
+		r.Reason = fmt.Sprintf("burn %s over %s from %s: over budget at %s confidence, not yet at the %s a rollback needs: watching",
+			fmtBurn(r.Burn[name]), in.over(longest.d), fmtEvents(longest, kind), confidence(p.Spec.Alpha), confidence(in.a))
+	case !life.rulesOut(kind, budget, fastest, p.Spec.Alpha):
+		// Passing needs evidence, not just the absence of a trip: the
+		// canary's counts since its start must rule out, at the policy's
+		// alpha, a burn as fast as the fastest pair's factor.
+		r.Decision = Hold
+		hi := upperBurn(kind, life.bad, life.total, budget, p.Spec.Alpha)
+		r.Reason = fmt.Sprintf("thin evidence: %s %s cannot yet rule out a %g× burn (burn %s, at most %s)",
+			fmtEvents(life, kind), in.since(life.d), fastest, fmtBurn(Num(life.value()/budget)), fmtBurn(Num(hi)))
+		r.Reason += in.timeToDecide(life, kind, budget, fastest)
+	default:
+		hi := upperBurn(kind, life.bad, life.total, budget, p.Spec.Alpha)
 		r.Decision = Pass
-		r.Reason = fmt.Sprintf("burn %s in %s (at most %s), within every window pair", fmtBurn(r.Burn[name]), in.over(longest.d), fmtBurn(Num(hi/budget)))
+		r.Reason = fmt.Sprintf("burn %s %s (at most %s), no window pair over its limit", fmtBurn(Num(life.value()/budget)), in.since(life.d), fmtBurn(Num(hi)))
 	}
 	return r, nd
+}
+
+// trip is a window pair the canary tripped: the range whose evidence was
+// over budget at level a, and the short window.
+type trip struct {
+	pair        policies.WindowPair
+	name        string
+	over, short window
+	a           float64
+}
+
+// slowestPair is the pair with the smallest factor (the longest window
+// among equals): the one the canary's whole life is held to.
+func slowestPair(p *policies.Policy) policies.WindowPair {
+	best := p.Spec.Windows[0]
+	for _, w := range p.Spec.Windows[1:] {
+		if w.Factor < best.Factor || w.Factor == best.Factor && w.Long > best.Long {
+			best = w
+		}
+	}
+	return best
+}
+
+// longestPair is the index of the pair with the longest long window.
+func longestPair(p *policies.Policy) int {
+	best := 0
+	for i, w := range p.Spec.Windows {
+		if w.Long > p.Spec.Windows[best].Long {
+			best = i
+		}
+	}
+	return best
+}
+
+// last names a range of d in a reason: a window's name ("5m"), or "the
+// last 3m40s" for a restart or the canary's life.
+func (in *sliInput) last(d time.Duration) string {
+	if slices.Contains(in.policy.Windows(), d) {
+		return in.over(d)
+	}
+	if d == in.life {
+		return "the canary's " + model.Duration(d).String()
+	}
+	return "the last " + model.Duration(d).String()
+}
+
+// since says what the evidence counted: "since the canary's start (40m)"
+// or "in 15m".
+func (in *sliInput) since(d time.Duration) string {
+	if in.life > 0 && (d == in.life || in.span > 0) {
+		return fmt.Sprintf("since the canary's start (%s)", model.Duration(in.life))
+	}
+	return "in " + in.over(d)
+}
+
+// timeToDecide words how long the evidence w, the canary's life or its
+// longest window, needs at the canary's pace (decide.go).
+func (in *sliInput) timeToDecide(w window, kind string, budget, factor float64) string {
+	exposure, cap := in.exposure(w.d), w.d
+	if in.life > 0 {
+		exposure, cap = in.life, 0 // the life grows: no window caps it
+	}
+	return timeToDecide(w, exposure, cap, kind, in.policy.Spec.Alpha, budget, factor, in.policy.Spec.MinSamples)
 }
 
 // stableHas reports whether stable has data in some window where the
@@ -512,7 +632,7 @@ func stableHas(canary []window, stable map[time.Duration]window) bool {
 
 // windowResult is one window of one target as the verdict shows it.
 func windowResult(w window, kind string, budget, a float64, span time.Duration) WindowResult {
-	v, lo, hi := w.bounds(kind, a)
+	v, lo, hi := w.bounds(kind, budget, a)
 	wr := WindowResult{Window: model.Duration(w.d).String(), Span: spanOf(w.d, span), Bad: Num(w.bad), Total: Num(w.total), Value: Num(v),
 		Burn: Num(v / budget), BurnLower: Num(lo / budget), BurnUpper: Num(hi / budget)}
 	if w.err != nil {
@@ -546,13 +666,6 @@ func fmtEvents(w window, kind string) string {
 		return fmt.Sprintf("%.0f events", w.bad)
 	}
 	return fmt.Sprintf("%.0f bad of %.0f events", w.bad, w.total)
-}
-
-func fmtCount(w window, kind string) string {
-	if kind == policies.KindRate {
-		return fmt.Sprintf("%.0f", w.bad)
-	}
-	return fmt.Sprintf("%.0f", w.total)
 }
 
 // shortErr keeps a reason to one readable line: the query, hundreds of

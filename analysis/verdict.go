@@ -41,12 +41,12 @@ type Verdict struct {
 	Decision Decision  `json:"verdict"`
 	// Reason is one line a release manager can act on.
 	Reason string `json:"reason"`
-	// Confidence is 1 minus the per-test level used for bounds and tests
-	// at this look (alpha spent over looks and tests).
-	Confidence float64 `json:"confidence"`
-	// Looks is the number of looks per stage alpha was spread over.
-	Looks int         `json:"looks"`
-	SLIs  []SLIResult `json:"slis"`
+	// Confidence is 1 minus each test's level (alpha split over every
+	// SLI's tests; a restart of a window pair's test takes a share of it):
+	// the level of the windows' bounds. The tests are anytime-valid, so it
+	// does not depend on how often the canary is looked at.
+	Confidence float64     `json:"confidence"`
+	SLIs       []SLIResult `json:"slis"`
 	// Queries is the number of PromQL queries this evaluation sent, the
 	// probes of SLIs without data included.
 	Queries int `json:"queries"`
@@ -88,8 +88,13 @@ type SLIResult struct {
 	BurnUpper map[string]Num `json:"burnUpper"`
 	// Windows holds the same per window with raw counts, longest first.
 	Windows []WindowResult `json:"windows"`
-	// Tripped names the window pairs whose both windows burned above the
-	// pair's factor, the long one significantly over budget.
+	// Life holds the counts since the canary's start, when the canary is
+	// older than the longest window (before that, the longest window holds
+	// them): the evidence a pass needs.
+	Life *WindowResult `json:"life,omitempty"`
+	// Tripped names the window pairs ("5m/1m×10") whose both windows
+	// burned above the pair's factor, the long one's evidence (a restart)
+	// significantly over budget; "since the start" for the canary's life.
 	Tripped []string `json:"tripped,omitempty"`
 	// Baseline is the stable version's side, when compared.
 	Baseline *BaselineResult `json:"baseline,omitempty"`

@@ -230,3 +230,15 @@ func (p *Policy) PlannedLooks(stage string) int {
 	}
 	return n
 }
+
+// PlannedLife is how long the policy plans to watch a canary: the sum of
+// its stages' soaks, at least one interval. The anytime-valid tests of
+// the engine spread their level over restarts so that those within this
+// time get nearly equal shares, and later ones less.
+func (p *Policy) PlannedLife() time.Duration {
+	var d time.Duration
+	for _, s := range p.Spec.Stages {
+		d += time.Duration(s.Soak)
+	}
+	return max(d, time.Duration(p.Spec.Interval), time.Second)
+}

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,33 +127,69 @@ func (s *SLI) AuthoredQuery(p Part, w time.Duration, t Target) string {
 // stable are counted over the same time, the stage's own. A span at least
 // as long as every window gives Query(t) itself.
 func (s *SLI) QueryWithin(t Target, span time.Duration) (string, error) {
+	return s.QueryRanges(t, max(span, time.Second), nil)
+}
+
+// QueryRanges returns QueryWithin(t, span) with every part also counted
+// over each range in extra, each tagged with WindowLabel set to the range
+// as a duration (model.Duration's form, whole seconds): the counts since
+// the canary's start, or since a restart of a window pair's test. A range
+// equal to one of the policy's windows is that window's series, not sent
+// twice; extra ranges are rounded down to whole seconds, and one under a
+// second is dropped. A span of 0 or less cuts no window.
+func (s *SLI) QueryRanges(t Target, span time.Duration, extra []time.Duration) (string, error) {
 	c := s.compiled
-	if span%time.Second != 0 {
+	switch {
+	case span <= 0:
+		span = time.Duration(math.MaxInt64) // no window cut
+	case span%time.Second != 0:
 		span = span.Truncate(time.Second) + time.Second
 	}
-	span = max(span, time.Second)
-	if !slices.ContainsFunc(c.windows, func(w time.Duration) bool { return w > span }) {
+	var more []time.Duration
+	for _, d := range extra {
+		d = d.Truncate(time.Second)
+		if d >= time.Second && !slices.Contains(c.windows, d) && !slices.Contains(more, d) {
+			more = append(more, d)
+		}
+	}
+	cut := slices.ContainsFunc(c.windows, func(w time.Duration) bool { return w > span })
+	if !cut && len(more) == 0 {
 		return s.Query(t), nil
 	}
 	var batch []string
 	for _, q := range c.srcs {
+		// over prints the part counted over d.
+		over := func(d time.Duration) (string, error) {
+			if tpl, ok := c.anyWindow[q.part]; ok {
+				return withWindow(tpl, d), nil
+			}
+			// Every part parsed at compile time with each window; another
+			// range cannot make it fail to parse.
+			expr, err := promqlParser.ParseExpr(strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(d).String()))
+			if err == nil {
+				expr, err = finish(expr)
+			}
+			if err != nil {
+				return "", fmt.Errorf("sli %s: %s query over %s: %w", s.Name, q.part, model.Duration(d), err)
+			}
+			return expr.String(), nil
+		}
 		for i, w := range c.windows {
 			printed := c.printed[q.part][i]
-			if tpl, ok := c.anyWindow[q.part]; ok && w > span {
-				printed = withWindow(tpl, span)
-			} else if w > span {
-				// Every part parsed at compile time with each window; a
-				// shorter range cannot make it fail to parse.
-				expr, err := promqlParser.ParseExpr(strings.ReplaceAll(q.expr, PlaceholderWindow, model.Duration(span).String()))
-				if err == nil {
-					expr, err = finish(expr)
+			if w > span {
+				var err error
+				if printed, err = over(span); err != nil {
+					return "", err
 				}
-				if err != nil {
-					return "", fmt.Errorf("sli %s: %s query within %s: %w", s.Name, q.part, model.Duration(span), err)
-				}
-				printed = expr.String()
 			}
 			batch = append(batch, batchPart(printed, q.part, w))
+		}
+		for _, d := range more {
+			printed, err := over(d)
+			if err != nil {
+				return "", err
+			}
+			batch = append(batch, batchPart(printed, q.part, d))
 		}
 	}
 	return render(strings.Join(batch, " or "), t), nil

@@ -45,7 +45,7 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%d queries; bounds at %s confidence (alpha spent over %d looks)\n", v.Queries, analysis.FormatConfidence(v.Confidence), v.Looks)
+	_, err := fmt.Fprintf(w, "\n%d queries; bounds at %s confidence, anytime-valid: however often the canary is looked at\n", v.Queries, analysis.FormatConfidence(v.Confidence))
 	return err
 }
 

@@ -14,7 +14,7 @@ func TestVerdict(t *testing.T) {
 	nan := analysis.Num(math.NaN())
 	v := &analysis.Verdict{
 		Time: time.Date(2026, 1, 1, 0, 25, 30, 0, time.UTC), Policy: "phase-default", Stage: "canary-50",
-		Decision: analysis.Fail, Reason: "drain-failure: burning 23× budget", Confidence: 0.9999, Looks: 30, Queries: 14,
+		Decision: analysis.Fail, Reason: "drain-failure: burning 23× budget", Confidence: 0.9999, Queries: 14,
 		SLIs: []analysis.SLIResult{
 			{Name: "drain-failure", Kind: "ratio", Decision: analysis.Fail, Reason: "burning", Budget: 0.001, Value: 0.00765, Samples: 44979,
 				Windows: []analysis.WindowResult{{Window: "5m", Burn: 23}, {Window: "1m", Burn: 123.4}}},
@@ -33,7 +33,7 @@ SLI            VERDICT  VALUE   BUDGET  BURN 5m  BURN 1m  SAMPLES  REASON
 drain-failure  fail     0.765%  0.1%    23.0×    123×     44979    burning
 flaps          hold     -       2/h     -        -        -        no data
 
-14 queries; bounds at 99.99% confidence (alpha spent over 30 looks)
+14 queries; bounds at 99.99% confidence, anytime-valid: however often the canary is looked at
 `
 	if got := b.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)

@@ -28,21 +28,6 @@ type lookPlan struct {
 	interval time.Duration
 }
 
-// planned is how many looks the metric takes at its stage, what the
-// engine spreads alpha over (analysis.Request.Looks): its count, else
-// one every interval over the soak and the one at its start. A
-// background analysis goes on looking after its stage's soak; those
-// looks are beyond the plan.
-func (lp lookPlan) planned() int {
-	switch {
-	case lp.looks > 0:
-		return lp.looks
-	case lp.interval > 0:
-		return int(lp.soak/lp.interval) + 1
-	}
-	return 1
-}
-
 // planLook checks a look-mode metric against its policy stage and places
 // this measurement in it. The stage is cfg.Stage, or the policy's longest
 // when none is given (as the engine's looks are). It refuses, naming the

@@ -140,22 +140,3 @@ func TestShippedTemplatesCoverEveryStage(t *testing.T) {
 		t.Fatal("no plugin metric found in examples/")
 	}
 }
-
-// TestPlannedLooks: alpha is spread over the looks the metric takes: its
-// count, or one per interval over the soak plus the one at the start.
-func TestPlannedLooks(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		lp   lookPlan
-		want int
-	}{
-		{lookPlan{looks: 31, interval: 30 * time.Second, soak: 10 * time.Minute}, 31},
-		{lookPlan{interval: 30 * time.Second, soak: 10 * time.Minute}, 21},
-		{lookPlan{interval: 10 * time.Second, soak: 10 * time.Minute}, 61},
-		{lookPlan{soak: 10 * time.Minute}, 1},
-	} {
-		if got := tt.lp.planned(); got != tt.want {
-			t.Errorf("%+v: planned %d, want %d", tt.lp, got, tt.want)
-		}
-	}
-}

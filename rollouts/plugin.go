@@ -288,7 +288,6 @@ func (p *Plugin) run(cl *call) v1alpha1.Measurement {
 			return p.errorMeasurement(cl, m, &ConfigError{Errs: []error{err}})
 		}
 		c.look = &lp
-		c.req.Looks = lp.planned()
 	}
 	return p.look(ctx, cl, m, c, st)
 }
@@ -396,13 +395,6 @@ func (p *Plugin) prepare(cl *call) (*prepared, error) {
 		Namespace:  cfg.Namespace,
 		CanaryHash: cfg.CanaryHash,
 		StableHash: cfg.StableHash,
-	}
-	if cfg.Mode == ModeStage {
-		// The stage looks at its start, every policy interval, and at
-		// the end of its soak.
-		if st, i := pol.Stage(cfg.Stage); i >= 0 && pol.Spec.Interval > 0 {
-			req.Looks = int(time.Duration(st.Soak)/time.Duration(pol.Spec.Interval)) + 1
-		}
 	}
 	if err := req.Validate(); err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func runPlan(_ context.Context, e env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "policy %s, a clean canary at %g events/s per ratio SLI: can each stage's soak pass?\n\n", p.Metadata.Name, *rate)
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tSOAK\tSLI\tKIND\tNEEDS\tPASS\tLEAST TRAFFIC")
+	fmt.Fprintln(tw, "STAGE\tSOAK\tLIFE\tSLI\tKIND\tNEEDS\tPASS\tLEAST TRAFFIC")
 	for _, r := range rows {
 		least := "-"
 		if r.LeastRate > 0 {
@@ -61,14 +61,11 @@ func runPlan(_ context.Context, e env, args []string) int {
 		pass := "yes"
 		if !r.CanPass {
 			pass = "no"
-			if r.Needs > r.Window {
-				pass = "no (window)"
-			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stage, model.Duration(r.Soak), r.SLI, r.Kind, needs(r.Needs), pass, least)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stage, model.Duration(r.Soak), model.Duration(r.Life), r.SLI, r.Kind, needs(r.Needs), pass, least)
 	}
 	tw.Flush()
-	fmt.Fprintf(e.stdout, "\nNEEDS: the traffic time the longest window (%s) must hold to rule out the fastest pair's burn with no bad event; a pass needs it within the soak and the window.\n", model.Duration(rows[0].Window))
+	fmt.Fprintln(e.stdout, "\nNEEDS: the traffic time the evidence since the canary's start must hold to rule out the fastest pair's burn with no bad event; a pass at a stage's end needs it within every soak so far (the canary's life then).")
 	return code
 }
 
