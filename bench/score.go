@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"gonum.org/v1/gonum/stat/distuv"
+
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/scenarios"
 )
@@ -384,7 +386,14 @@ func ClopperPearson(x, n int, alpha float64) (lo, hi float64) {
 	if n == 0 {
 		return math.NaN(), math.NaN()
 	}
-	return analysis.RatioBounds(float64(x), float64(n), alpha/2)
+	lo, hi = 0, 1
+	if x > 0 {
+		lo = distuv.Beta{Alpha: float64(x), Beta: float64(n - x + 1)}.Quantile(alpha / 2)
+	}
+	if x < n {
+		hi = distuv.Beta{Alpha: float64(x + 1), Beta: float64(n - x)}.Quantile(1 - alpha/2)
+	}
+	return lo, hi
 }
 
 // Percentile returns the nearest-rank p-quantile (0 < p <= 1) of sorted
