@@ -41,7 +41,9 @@
 // restarts that reset counters (Spec.Restarts), scrape gaps (Spec.Gaps),
 // missing newest minutes (Spec.Cutoffs) and a canary build that renamed or
 // dropped an export (Spec.Drops). [Truth.Answer] states the right decision
-// for each.
+// for each. A canary judged at a later stage of its rollout has served the
+// earlier ones: Spec.Prior and Spec.PriorWeight give it a prior stage at a
+// lower weight before the stage judged (Truth.CanaryStart).
 //
 // The package embeds a few demo scenarios ([Demo], [Lookup]); they are
 // regenerated with `go generate ./scenarios/`.

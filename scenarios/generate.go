@@ -280,7 +280,7 @@ func (g *generator) tick(lo, hi int64) {
 			}
 		}
 		share := ps.weight / p.weights[ps.version]
-		for _, seg := range ps.serving(from, hi, p.stageStart, p.onset) {
+		for _, seg := range ps.serving(from, hi, p.canaryStart, p.stageStart, p.onset) {
 			secs := float64(seg.to-seg.from) / 1000
 			mid := (seg.from + seg.to) / 2
 			rate := p.baseRate(ps.version, mid) * p.shape(mid) * noise[ps.version] * share

@@ -50,7 +50,7 @@ const (
 	startupMs  = 5000  // from container start to ready (init->active)
 	drainMs    = 8000  // from draining (unready) to exit
 	stopMs     = 1000  // from stopped to exit
-	canaryLead = 30000 // canary pods start this long before the stage
+	canaryLead = 30000 // canary pods start this long before their traffic (Spec.CanaryStart)
 )
 
 // event is one phase transition of a pod at time t.
@@ -177,6 +177,7 @@ type burst struct {
 type plan struct {
 	spec                    Spec
 	start, stageStart, end  int64
+	canaryStart             int64 // stageStart-Prior: the canary's traffic starts
 	interval                int64 // scrape interval in milliseconds
 	onset                   int64 // fault onset; math.MaxInt64 without a fault
 	pods                    []*pod
@@ -193,14 +194,15 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func newPlan(s Spec) *plan {
 	p := &plan{
-		spec:       s,
-		start:      ms(s.Start),
-		stageStart: ms(s.StageStart()),
-		end:        ms(s.StageEnd()),
-		interval:   s.ScrapeInterval.Milliseconds(),
-		onset:      math.MaxInt64,
-		weights:    map[Version]float64{},
-		allByVers:  map[Version][]string{},
+		spec:        s,
+		start:       ms(s.Start),
+		stageStart:  ms(s.StageStart()),
+		canaryStart: ms(s.CanaryStart()),
+		end:         ms(s.StageEnd()),
+		interval:    s.ScrapeInterval.Milliseconds(),
+		onset:       math.MaxInt64,
+		weights:     map[Version]float64{},
+		allByVers:   map[Version][]string{},
 	}
 	if s.Fault != nil {
 		p.onset = p.stageStart + s.Fault.Onset.Milliseconds()
@@ -233,7 +235,7 @@ func newPlan(s Spec) *plan {
 				pd.history = true
 				pd.events = nil // init->active is part of the history
 			} else {
-				pd.born = p.stageStart - canaryLead
+				pd.born = p.canaryStart - canaryLead
 				pd.down = append(pd.down, interval{pd.born, pd.born + startupMs})
 				pd.unready = append(pd.unready, interval{pd.born, pd.born + startupMs})
 				pd.events = append(pd.events, event{pd.born + startupMs, trInitActive})
@@ -286,7 +288,7 @@ func newPlan(s Spec) *plan {
 		to := min(from+g.For.Milliseconds(), p.end+1)
 		at := from
 		if g.Version == Canary {
-			at = max(from, p.stageStart-canaryLead) // a gap may start before the canary
+			at = max(from, p.canaryStart-canaryLead) // a gap may start before the canary
 		}
 		pd := current(g.Version, g.Pod, at)
 		for _, q := range p.pods {
@@ -431,17 +433,22 @@ func (p *plan) shape(t int64) float64 {
 }
 
 // baseRate returns the mean request rate of version v at t, in requests
-// per second, before the shape.
+// per second, before the shape: see the table of Spec.
 func (p *plan) baseRate(v Version, t int64) float64 {
+	s := p.spec
 	switch {
 	case v == Canary && t >= p.stageStart:
-		return p.spec.CanaryRate
+		return s.CanaryRate
+	case v == Canary && t >= p.canaryStart:
+		return s.CanaryRate * s.PriorWeight
 	case v == Canary:
 		return 0
 	case t >= p.stageStart:
-		return p.spec.StableRate
+		return s.StableRate
+	case t >= p.canaryStart:
+		return s.StableRate + s.CanaryRate*(1-s.PriorWeight)
 	}
-	return p.spec.StableRate + p.spec.CanaryRate
+	return s.StableRate + s.CanaryRate
 }
 
 // truth returns the scenario's Truth.
@@ -462,6 +469,8 @@ func (p *plan) truth() Truth {
 		End:            s.StageEnd(),
 		StageStart:     s.StageStart(),
 		StageEnd:       s.StageEnd(),
+		CanaryStart:    s.CanaryStart(),
+		PriorRate:      s.CanaryRate * s.PriorWeight,
 		ScrapeInterval: modelDuration(s.ScrapeInterval),
 		CanaryRate:     s.CanaryRate,
 		StableRate:     s.StableRate,

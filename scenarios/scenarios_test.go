@@ -586,6 +586,12 @@ func TestValidate(t *testing.T) {
 		{"cutoffs", Spec{Name: "c", Cutoffs: []Cutoff{{Version: "blue", For: time.Minute}, {Version: Canary, For: time.Second}, {Version: Canary, For: time.Hour}}},
 			[]string{"cutoffs[0].version:", "cutoffs[1].for:", "cutoffs[2].for:", "cutoffs[2].version:"}},
 		{"drops", Spec{Name: "d", Drops: []Drop{"everything", DropRetries, DropRetries}}, []string{"drops[0]:", "drops[2]:"}},
+		{"prior", Spec{Name: "p", Prior: 10 * time.Minute, PriorWeight: 0.2}, nil},
+		{"prior negative", Spec{Name: "p", Prior: -time.Minute, PriorWeight: 0.5}, []string{"prior:", "prior_weight:"}},
+		{"prior without warm-up", Spec{Name: "p", WarmUp: 10 * time.Minute, Prior: 10 * time.Minute, PriorWeight: 0.2}, []string{"prior:"}},
+		{"prior weight missing", Spec{Name: "p", Prior: 5 * time.Minute}, []string{"prior_weight:"}},
+		{"prior weight over 1", Spec{Name: "p", Prior: 5 * time.Minute, PriorWeight: 1.5}, []string{"prior_weight:"}},
+		{"prior weight alone", Spec{Name: "p", PriorWeight: 0.2}, []string{"prior_weight:"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

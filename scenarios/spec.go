@@ -265,9 +265,20 @@ func DropSLI(d Drop) string {
 // Spec describes one scenario. Zero fields take the defaults above.
 //
 // The data spans [Start, Start+WarmUp+Stage]. The stable pods run all along;
-// the canary pods start 30 s before the stage and take their traffic at the
-// stage start (Start+WarmUp). Before the stage, the stable version serves
-// StableRate+CanaryRate requests per second; during it, StableRate.
+// the canary pods start 30 s before the canary's start (CanaryStart:
+// Start+WarmUp-Prior) and take their traffic from it. Without a prior stage
+// (Prior 0) the canary starts at the stage start (Start+WarmUp). In requests
+// per second, nominal rates:
+//
+//	                          stable                                 canary
+//	before the canary starts  StableRate+CanaryRate                  0
+//	prior stage               StableRate+CanaryRate×(1-PriorWeight)  CanaryRate×PriorWeight
+//	stage                     StableRate                             CanaryRate
+//
+// The prior stage is the canary's life in a policy's earlier, lighter stage
+// (canary-10 before canary-50): its pods, exporters and background errors
+// are as in the stage; faults, restarts of canary pods and cutoffs are
+// within the stage.
 type Spec struct {
 	// Name is the scenario's name and file base name: lower-case letters,
 	// digits, '-', '_' and '.'.
@@ -289,10 +300,21 @@ type Spec struct {
 
 	// Start is the time of the first sample.
 	Start time.Time
-	// WarmUp is the history before the stage starts.
+	// WarmUp is the history before the stage starts, the prior stage
+	// included: at least Prior+1m. Zero means DefaultWarmUp+Prior, so that
+	// the stable version has DefaultWarmUp alone before the canary starts.
 	WarmUp time.Duration
 	// Stage is the length of the canary stage.
 	Stage time.Duration
+	// Prior is how long the canary served before the stage, at a lower
+	// weight (see PriorWeight): the earlier stages of its rollout. Zero
+	// means none: the canary starts serving at the stage start.
+	Prior time.Duration
+	// PriorWeight is the canary's request rate during Prior as a share of
+	// CanaryRate, in (0, 1]: 0.2 for a canary at 10 % of the traffic before
+	// a stage at 50 %. It must be 0 without a prior stage and has no
+	// default.
+	PriorWeight float64
 	// ScrapeInterval is the time between two samples of a series.
 	ScrapeInterval time.Duration
 
@@ -331,6 +353,10 @@ type Spec struct {
 // StageStart returns the time the canary stage starts.
 func (s Spec) StageStart() time.Time { return s.Start.Add(s.WarmUp) }
 
+// CanaryStart returns the time the canary starts serving: the start of the
+// prior stage, or the stage start without one.
+func (s Spec) CanaryStart() time.Time { return s.Start.Add(s.WarmUp - s.Prior) }
+
 // StageEnd returns the time the canary stage ends, which is also the time of
 // the last sample.
 func (s Spec) StageEnd() time.Time { return s.Start.Add(s.WarmUp + s.Stage) }
@@ -363,7 +389,7 @@ func (s Spec) WithDefaults() Spec {
 	}
 	s.Start = s.Start.UTC()
 	if s.WarmUp == 0 {
-		s.WarmUp = DefaultWarmUp
+		s.WarmUp = DefaultWarmUp + max(s.Prior, 0)
 	}
 	if s.Stage == 0 {
 		s.Stage = DefaultStage
@@ -453,6 +479,18 @@ func (s Spec) Validate() error {
 	}
 	if s.Stage < time.Minute {
 		add("stage", "%s must be at least 1m", s.Stage)
+	}
+	switch {
+	case s.Prior < 0:
+		add("prior", "%s must not be negative", s.Prior)
+	case s.Prior > 0 && s.WarmUp < s.Prior+time.Minute:
+		add("prior", "%s must leave at least 1m of warm_up (%s) before it", s.Prior, s.WarmUp)
+	}
+	switch {
+	case s.Prior > 0 && !(s.PriorWeight > 0 && s.PriorWeight <= 1):
+		add("prior_weight", "%g must be in (0, 1] with a prior stage", s.PriorWeight)
+	case s.Prior <= 0 && s.PriorWeight != 0:
+		add("prior_weight", "%g must be 0 without a prior stage", s.PriorWeight)
 	}
 	if s.ScrapeInterval < time.Second || s.ScrapeInterval%time.Millisecond != 0 {
 		add("scrape_interval", "%s must be at least 1s, in whole milliseconds", s.ScrapeInterval)

@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -60,9 +61,20 @@ type Truth struct {
 	// Start and End bound the data: first and last sample.
 	Start time.Time `json:"start"`
 	End   time.Time `json:"end"`
-	// StageStart is when the canary takes its traffic; StageEnd == End.
-	StageStart     time.Time      `json:"stage_start"`
-	StageEnd       time.Time      `json:"stage_end"`
+	// StageStart is when the canary takes its stage's traffic; StageEnd ==
+	// End.
+	StageStart time.Time `json:"stage_start"`
+	StageEnd   time.Time `json:"stage_end"`
+	// CanaryStart is when the canary starts serving: StageStart less
+	// Spec.Prior, its time in a prior stage. Its JSON is omitted when it
+	// equals StageStart (no prior stage), and read back as StageStart, so
+	// that a scenario without a prior stage has the truth file it had
+	// before the field existed.
+	CanaryStart time.Time `json:"canary_start,omitzero"`
+	// PriorRate is the canary's nominal request rate in its prior stage
+	// (CanaryRate × Spec.PriorWeight), in requests per second; 0 without
+	// one.
+	PriorRate      float64        `json:"prior_rate,omitempty"`
 	ScrapeInterval model.Duration `json:"scrape_interval"`
 
 	// CanaryRate and StableRate are the nominal request rates during the
@@ -86,6 +98,29 @@ type Truth struct {
 	Fault *FaultTruth `json:"fault"`
 	// Answer is the right decision at the end of the stage.
 	Answer Answer `json:"answer"`
+}
+
+// truthFields is Truth without its JSON methods.
+type truthFields Truth
+
+// MarshalJSON encodes t, without canary_start when it equals stage_start.
+func (t Truth) MarshalJSON() ([]byte, error) {
+	if t.CanaryStart.Equal(t.StageStart) {
+		t.CanaryStart = time.Time{}
+	}
+	return json.Marshal(truthFields(t))
+}
+
+// UnmarshalJSON decodes a truth file; a missing canary_start is
+// stage_start.
+func (t *Truth) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, (*truthFields)(t)); err != nil {
+		return err
+	}
+	if t.CanaryStart.IsZero() {
+		t.CanaryStart = t.StageStart
+	}
+	return nil
 }
 
 // CutoffTruth is a version whose application metrics end early: no pod of
