@@ -44,11 +44,22 @@ type Geometry struct {
 	// fault is visible for at least Exposure and recall is not lowered by
 	// faults that start seconds before the stage ends.
 	Exposure time.Duration
+	// Prior is how long the canary served the policy's earlier stages
+	// before the one judged (scenarios.Spec.Prior): it is judged on the
+	// evidence of its whole life, as it would be in a rollout. 0: the
+	// canary is born at the stage start.
+	Prior time.Duration
+	// PriorWeight is the canary's traffic in the prior stages as a share
+	// of its traffic in the stage judged (scenarios.Spec.PriorWeight), in
+	// (0, 1]; unused without Prior.
+	PriorWeight float64
 }
 
 // DefaultGeometry fits the corpus to stage canary-50 of the phase-default
-// policy (15m soak, 30 looks at 30 s) with at least 5 minutes of exposure.
-var DefaultGeometry = Geometry{Stage: 15 * time.Minute, Exposure: 5 * time.Minute}
+// policy (15m soak, 30 looks at 30 s) with at least 5 minutes of exposure,
+// after the canary served stage canary-10 (10m at 10 % of the traffic, a
+// fifth of its 50 %).
+var DefaultGeometry = Geometry{Stage: 15 * time.Minute, Exposure: 5 * time.Minute, Prior: 10 * time.Minute, PriorWeight: 0.2}
 
 // Corpus draws the benchmark corpus from seed: healthy and faulty cases from
 // scenarios.Corpus(seed, healthy, faulty) and fullDrain cases drawn from a
@@ -84,11 +95,15 @@ func Corpus(seed int64, healthy, faulty, fullDrain int, g Geometry) []Case {
 	return out
 }
 
-// fit returns s with its stage shortened to g.Stage. Times within the
-// stage keep their relative position: restarts and scrape gaps are scaled
-// with the stage, and the fault onset into [0, g.Stage-g.Exposure).
-// scenarios.Corpus draws them for its default stage. Cutoffs keep their
-// length: they are measured against the policy's windows, not the stage.
+// fit returns s with its stage shortened to g.Stage, after a prior stage
+// of g.Prior at g.PriorWeight. scenarios.Corpus draws times for its
+// default stage, after a warm-up without the canary: restarts and scrape
+// gaps before the stage keep their place in that warm-up, those within
+// it keep their relative position in the shortened stage (none falls in
+// the prior stage), and the fault onset is scaled into
+// [0, g.Stage-g.Exposure). The warm-up grows by g.Prior. Cutoffs keep
+// their length: they are measured against the policy's windows, not the
+// stage.
 func (g Geometry) fit(s scenarios.Spec) scenarios.Spec {
 	warm := s.WarmUp
 	if warm == 0 {
@@ -102,12 +117,15 @@ func (g Geometry) fit(s scenarios.Spec) scenarios.Spec {
 		return time.Duration(float64(d) * float64(to) / float64(from)).Truncate(time.Second)
 	}
 	inStage := func(at time.Duration) time.Duration {
-		if at <= warm {
+		if at < warm {
 			return at
 		}
-		return warm + scale(at-warm, g.Stage)
+		return warm + g.Prior + scale(at-warm, g.Stage)
 	}
-	s.WarmUp, s.Stage = warm, g.Stage
+	s.WarmUp, s.Stage = warm+g.Prior, g.Stage
+	if g.Prior > 0 {
+		s.Prior, s.PriorWeight = g.Prior, g.PriorWeight
+	}
 	s.Restarts = append([]scenarios.Restart(nil), s.Restarts...)
 	for i := range s.Restarts {
 		s.Restarts[i].At = inStage(s.Restarts[i].At)

@@ -165,9 +165,14 @@ func observe(ctx context.Context, j Judge, set Set, tr scenarios.Truth, q analys
 }
 
 // Request is the engine request judging the canary of tr, compared with
-// its stable version, at the judged stage, since the stage started. At is
-// left zero.
+// its stable version, at the judged stage, since the canary started
+// serving (tr.CanaryStart: before the stage when it served a prior one; a
+// Truth without it, StageStart). At is left zero.
 func Request(j Judge, tr scenarios.Truth) analysis.Request {
+	since := tr.CanaryStart
+	if since.IsZero() {
+		since = tr.StageStart
+	}
 	return analysis.Request{
 		Policy:     j.Policy,
 		Stage:      j.Stage,
@@ -175,7 +180,7 @@ func Request(j Judge, tr scenarios.Truth) analysis.Request {
 		Namespace:  tr.Namespace,
 		CanaryHash: tr.CanaryHash,
 		StableHash: tr.StableHash,
-		Since:      tr.StageStart,
+		Since:      since,
 	}
 }
 
