@@ -91,7 +91,7 @@ func failedRuns(p *policies.Policy, runs []stageRun, step int) int {
 				span = d
 			}
 			ranges := append(slices.Clone(p.Windows()), lt.extra...)
-			res, _ := judge(sliInput{sli: &p.Spec.SLIs[0], policy: p, lookTests: lt, span: span, canaryQuery: "q", canaryVec: r.vector(ranges, t)})
+			res, _, _ := judge(sliInput{sli: &p.Spec.SLIs[0], policy: p, lookTests: lt, span: span, canaryQuery: "q", canaryVec: r.vector(ranges, t)})
 			if res.Decision == Fail {
 				failed++
 				break

@@ -239,7 +239,8 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 	if !r.Since.IsZero() {
 		v.Since = r.Since.UTC()
 	}
-	var todo []diagnosis // SLIs without canary data, whose cause to probe
+	var todo []diagnosis      // SLIs without canary data, whose cause to probe
+	var checks []respellCheck // SLIs missing a part stable has: lazy or respelled
 	for i := range p.Spec.SLIs {
 		in := sliInput{sli: &p.Spec.SLIs[i], policy: p, lookTests: lt, span: span, canary: canary, stable: stable}
 		if compared(in.sli) {
@@ -255,17 +256,23 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 				in.canaryQuery, in.canaryVec, in.canaryErr = j.query, j.vec, j.err
 			}
 		}
-		res, nd := judge(in)
+		res, nd, respelled := judge(in)
 		if res.Error != "" {
 			v.QueryErrors++
 		}
 		if nd != nil {
 			todo = append(todo, diagnosis{sli: len(v.SLIs), nd: nd})
 		}
+		if respelled != "" {
+			checks = append(checks, respellCheck{sli: len(v.SLIs), in: in, part: respelled})
+		}
 		v.SLIs = append(v.SLIs, res)
 	}
 	if len(todo) > 0 {
 		v.Queries += e.diagnose(ctx, at, p, canary, todo, v)
+	}
+	if len(checks) > 0 {
+		v.Queries += e.checkRespelled(ctx, at, p, checks, v)
 	}
 	v.Decision, v.Reason = combine(v, p)
 	return v, nil

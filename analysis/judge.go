@@ -43,7 +43,10 @@ type sliInput struct {
 	sli    *policies.SLI
 	policy *policies.Policy
 	lookTests
-	span       time.Duration // time since the stage started, when shorter than a window; else 0
+	span time.Duration // time since the stage started, when shorter than a window; else 0
+	// lazy: the canary's missing part is a child its exporter creates on
+	// first use, not a respelled label value (respell.go): read as zero.
+	lazy       bool
 	stableHash string
 	canary     policies.Target
 	stable     policies.Target
@@ -219,14 +222,16 @@ func (n *noData) reason(diag string) string {
 }
 
 // judge decides one SLI. The noData is set when it holds for want of any
-// canary data, with a reason that says only that it was not diagnosed.
+// canary data, with a reason that says only that it was not diagnosed;
+// the part is set when it holds because the canary lacks a part stable
+// has, which respell.go tells from a child created on first use.
 //
 // The order of the rules is the contract of DESIGN.md ("Evidence",
 // "Baseline", "What a response means"): a fail needs only significance,
 // on whatever windows have data; a pass needs every window pair
 // evaluated, the baseline when one was asked for, minSamples events and a
 // bound that rules out a fast burn; everything in between holds.
-func judge(in sliInput) (SLIResult, *noData) {
+func judge(in sliInput) (SLIResult, *noData, policies.Part) {
 	sli, p := in.sli, in.policy
 	windows := p.Windows()
 	kind := sli.Kind()
@@ -261,7 +266,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 	if in.canaryErr != nil {
 		r.Decision, r.Error = onErr, in.canaryErr.Error()
 		r.Reason = "canary query failed: " + shortErr(in.canaryErr, in.canaryQuery)
-		return r, nil
+		return r, nil, ""
 	}
 	ranges := slices.Clone(windows)
 	for _, d := range in.extra {
@@ -273,7 +278,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 	if err != nil {
 		r.Decision, r.Error = onErr, err.Error()
 		r.Reason = "canary " + err.Error()
-		return r, nil
+		return r, nil, ""
 	}
 	cw := all[:len(windows)]
 	byWin := map[time.Duration]window{}
@@ -335,7 +340,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 		if w.err != nil && !errors.Is(w.err, ErrNoData) && !errors.Is(w.err, ErrCannotTell) {
 			r.Decision = Hold
 			r.Reason = fmt.Sprintf("canary data unusable: %v", w.err)
-			return r, nil
+			return r, nil, ""
 		}
 	}
 
@@ -468,7 +473,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 	// (duplicate="yes" for "true"). DESIGN.md: an absent bad series is
 	// zero only when the canary demonstrably exports it.
 	respelled := ""
-	if sw != nil && longest.err == nil {
+	if sw != nil && longest.err == nil && !in.lazy {
 		if sl := sw[longest.d]; sl.err == nil {
 			for _, p := range longest.zeroed {
 				if p != policies.PartTotal && !slices.Contains(sl.zeroed, p) {
@@ -486,6 +491,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 
 	fastest := fastestFactor(p)
 	var nd *noData
+	var respelledPart policies.Part // the hold is for it: respell.go may lift it
 	switch {
 	case len(trips) > 0 && r.Baseline != nil && r.Baseline.AlsoBad:
 		t := trips[0]
@@ -519,6 +525,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 			strings.Join(blind, ", "), strings.Join(blindWhy, "; "))
 		r.Reason += dropped
 	case respelled != "":
+		respelledPart = policies.Part(respelled)
 		r.Decision = Hold
 		r.Reason = fmt.Sprintf("the canary has no %s series in %s while stable %s has: its build may spell a label value another way (or creates the series on first use; initialise labelled counters at zero)",
 			respelled, in.over(longest.d), in.stableHash)
@@ -552,7 +559,7 @@ func judge(in sliInput) (SLIResult, *noData) {
 		r.Decision = Pass
 		r.Reason = fmt.Sprintf("burn %s %s (at most %s), no window pair over its limit", fmtBurn(Num(life.value()/budget)), in.since(life.d), fmtBurn(Num(hi)))
 	}
-	return r, nd
+	return r, nd, respelledPart
 }
 
 // trip is a window pair the canary tripped: the range whose evidence was

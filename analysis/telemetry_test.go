@@ -65,6 +65,8 @@ func (a answers) Query(_ context.Context, q string, _ time.Time) (model.Vector, 
 	return v, nil
 }
 
+var countByRE = regexp.MustCompile(`^count by \(([a-z_]+)\)`)
+
 var windowLabelRE = regexp.MustCompile(`"` + policies.WindowLabel + `", "([0-9a-z]+)"`)
 
 // every gives the same value in every window of phase-default's pairs,
@@ -231,10 +233,27 @@ func TestMinSamplesGatesPassOnly(t *testing.T) {
 	}
 }
 
-// byTarget answers canary and stable queries differently.
-type byTarget struct{ canary, stable answers }
+// byTarget answers canary and stable queries differently. The probes
+// that tell a counter child created on first use from a respelled label
+// value (count by a label) get one series per value in canaryValues or
+// stableValues.
+type byTarget struct {
+	canary, stable             answers
+	canaryValues, stableValues []string
+}
 
 func (b byTarget) Query(ctx context.Context, q string, ts time.Time) (model.Vector, error) {
+	if m := countByRE.FindStringSubmatch(q); m != nil {
+		vals := b.stableValues
+		if strings.Contains(q, `"7f8c9d6b4"`) {
+			vals = b.canaryValues
+		}
+		var v model.Vector
+		for _, x := range vals {
+			v = append(v, &model.Sample{Value: 1, Metric: model.Metric{model.LabelName(m[1]): model.LabelValue(x)}})
+		}
+		return v, nil
+	}
 	if strings.Contains(q, `"7f8c9d6b4"`) {
 		return b.canary.Query(ctx, q, ts)
 	}
@@ -256,22 +275,35 @@ func TestBaselineRules(t *testing.T) {
 		canary, stable answers
 		want           analysis.Decision
 		reason         string
+		// the values of the respelled part's label, canary's then stable's
+		values [2][]string
 	}{
-		{"0.07x beside a perfect stable passes", drainPolicy, lowBad, healthyStable, analysis.Pass, "no window pair over its limit"},
-		{"0.07x fails when the policy asks", strings.Replace(drainPolicy, "spec:", "spec:\n  baseline: {minBurn: 0}", 1), lowBad, healthyStable, analysis.Fail, "significantly worse than stable"},
-		{"1.5x and worse than stable fails", drainPolicy, overBudget, healthyStable, analysis.Fail, "significantly worse than stable"},
-		{"stable without data holds naming it", drainPolicy, lowBad, answers{}, analysis.Hold, "stable 6d4b9c7f5 has no data"},
+		{"0.07x beside a perfect stable passes", drainPolicy, lowBad, healthyStable, analysis.Pass, "no window pair over its limit", [2][]string{}},
+		{"0.07x fails when the policy asks", strings.Replace(drainPolicy, "spec:", "spec:\n  baseline: {minBurn: 0}", 1), lowBad, healthyStable, analysis.Fail, "significantly worse than stable", [2][]string{}},
+		{"1.5x and worse than stable fails", drainPolicy, overBudget, healthyStable, analysis.Fail, "significantly worse than stable", [2][]string{}},
+		{"stable without data holds naming it", drainPolicy, lowBad, answers{}, analysis.Hold, "stable 6d4b9c7f5 has no data", [2][]string{}},
 		{"a bad series stable has and the canary lacks holds (a respelled label value)", strings.Replace(drainPolicy, "drain-failure", "duplicate-processing", 1),
 			answers{"total": every(20000), "presence/0": every(1), "presence/1": every(1)},
 			answers{"bad": every(0), "total": every(30000), "presence/0": every(1), "presence/1": every(1)},
-			analysis.Hold, "the canary has no bad series in 15m while stable 6d4b9c7f5 has"},
+			analysis.Hold, `the canary has no bad series in 15m while stable 6d4b9c7f5 has: its build may spell a label value another way (or creates the series on first use; initialise labelled counters at zero) (the canary has duplicate="no", which stable never has)`,
+			[2][]string{{"no", "yes"}, {"false", "true"}}},
+		{"a bad series stable has and the canary lacks, every canary value stable's too: a child created on first use, zero", strings.Replace(drainPolicy, "drain-failure", "duplicate-processing", 1),
+			answers{"total": every(20000), "presence/0": every(1), "presence/1": every(1)},
+			answers{"bad": every(0), "total": every(30000), "presence/0": every(1), "presence/1": every(1)},
+			analysis.Pass, "no window pair over its limit",
+			[2][]string{{"false"}, {"false", "true"}}},
+		{"a bad series stable has and the canary lacks, no canary series to tell by: holds", strings.Replace(drainPolicy, "drain-failure", "duplicate-processing", 1),
+			answers{"total": every(20000), "presence/0": every(1), "presence/1": every(1)},
+			answers{"bad": every(0), "total": every(30000), "presence/0": every(1), "presence/1": every(1)},
+			analysis.Hold, "the canary has no bad series in 15m while stable 6d4b9c7f5 has",
+			[2][]string{nil, {"false", "true"}}},
 		{"a canary without the family stable exports holds naming both", strings.Replace(drainPolicy, "drain-failure", "schema-errors", 1),
 			answers{"total": every(1000), "presence/1": every(1)}, answers{"bad": every(0), "total": every(1000), "presence/0": every(1), "presence/1": every(1)},
-			analysis.Hold, "stable 6d4b9c7f5 has data there, so the canary build may have renamed or dropped a metric"},
+			analysis.Hold, "stable 6d4b9c7f5 has data there, so the canary build may have renamed or dropped a metric", [2][]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			v := evaluate(t, byTarget{tc.canary, tc.stable}, loadPolicy(t, tc.policy), "6d4b9c7f5")
+			v := evaluate(t, byTarget{tc.canary, tc.stable, tc.values[0], tc.values[1]}, loadPolicy(t, tc.policy), "6d4b9c7f5")
 			if v.Decision != tc.want || !strings.Contains(v.SLIs[0].Reason, tc.reason) {
 				t.Errorf("verdict %s %q; want %s with %q", v.Decision, v.Reason, tc.want, tc.reason)
 			}
