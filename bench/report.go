@@ -419,8 +419,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 }
 
 // writeExcess breaks recall on faults of at least StrongBurn down by the
-// bad events a fault adds after its onset, and says what the engine's
-// per-test level asks of a count: the statistical floor under the misses.
+// bad events a fault adds after its onset, and says what a test of one
+// count at the engine's per-test level asks, with a fixed sample (no
+// detector held to that level can ask less; the engine's anytime-valid
+// tests ask more): the statistical floor under the misses.
 func (r *Report) writeExcess(p func(string, ...any), g Figures) {
 	p("\n| faults of ≥ %g× by expected excess bad events after the onset | faults | failed | recall | held |\n|---|---|---|---|---|\n", float64(StrongBurn))
 	for i, band := range ExcessBands {
@@ -444,8 +446,8 @@ func (r *Report) writeExcess(p func(string, ...any), g Figures) {
 		}
 		return k
 	}
-	p("phaseguard fails a canary only when its long window is over budget at the per-test level %.2g (alpha spread over every test of every look); for a Poisson count that takes", level)
-	p(" %d bad events where the budget allows 0.5 in the window, %d where it allows 1, %d where 3, %d where 10", need(0.5), need(1), need(3), need(10))
+	p("phaseguard fails a canary only when some count of the canary (since a restart of a window pair's test, or since its start) is over budget at a level no larger than the per-test level %.2g (alpha split evenly over every test of every SLI; a restart is held to a share of it). Even the most powerful fixed-sample test of one Poisson count at that level (a threshold on the count), which is not valid under repeated looks and which the engine's anytime-valid tests can only ask more of, takes", level)
+	p(" %d bad events where the budget allows 0.5 in the count, %d where it allows 1, %d where 3, %d where 10", need(0.5), need(1), need(3), need(10))
 	tail := func(mu float64, k int) float64 { return 1 - (distuv.Poisson{Lambda: mu}).CDF(float64(k-1)) }
 	k, alpha := need(1), r.Judge.Policy.Spec.Alpha
 	p(". Where the budget allows 1, a fault adding 1, 3 or 10 events on average reaches %d with probability %s, %s and %s. ", k, pct(tail(2, k)), pct(tail(4, k)), pct(tail(11, k)))

@@ -51,8 +51,10 @@ type Config struct {
 	// Prometheus is where the SLIs are queried.
 	Prometheus PrometheusConfig `json:"prometheus"`
 	// Stage is the policy stage this analysis judges. Required in stage
-	// mode (it sets the soak); in look mode it sets how many looks alpha is
-	// spread over, and turns on stage ordering.
+	// mode (it sets the soak); in look mode it sets the soak a hold waits
+	// for (the longest stage's when empty) and the soak the metric's count
+	// must cover, and turns on stage ordering. The engine's tests do not
+	// depend on it: they are anytime-valid, so no looks are counted.
 	Stage string `json:"stage"`
 	// Service and Namespace select the service; CanaryHash and StableHash
 	// its two versions, from {{args.*}} (Argo's

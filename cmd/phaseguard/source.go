@@ -41,7 +41,7 @@ type targetFlags struct {
 
 func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.policy, "policy", "phase-default", "policy: a built-in preset name (see 'phaseguard presets') or a file")
-	fs.StringVar(&t.stage, "stage", "", "stage of the policy being judged (sets how many looks alpha is spread over)")
+	fs.StringVar(&t.stage, "stage", "", "stage of the policy being judged, named in the verdict (the tests are anytime-valid and do not depend on it)")
 	fs.StringVar(&t.service, "service", "", "service name (value of the service label)")
 	fs.StringVar(&t.namespace, "namespace", "", "namespace, for policies that select by namespace")
 	fs.StringVar(&t.canary, "canary-hash", "", "pod template hash of the canary (Argo's rollouts-pod-template-hash)")
@@ -51,7 +51,7 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.httpConfig, "http-config", "", "YAML file with Prometheus HTTP client settings (authorization, basic_auth, tls_config, http_headers, proxy)")
 	fs.StringVar(&t.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for --prometheus")
 	fs.Var(&t.headers, "header", "extra HTTP header 'Name: value' for --prometheus, repeatable (e.g. 'X-Scope-OrgID: tenant-1')")
-	fs.StringVar(&t.since, "since", "", "when the canary started serving, RFC 3339 or Unix seconds: windows reaching before it are cut to it, for canary and stable alike (with a bundled scenario, default its stage start)")
+	fs.StringVar(&t.since, "since", "", "when the canary started serving (its first stage's start, not this stage's), RFC 3339 or Unix seconds: windows reaching before it are cut to it, for canary and stable alike, and the counts since it are evidence for pass and fail (with a bundled scenario, default its stage start)")
 	fs.DurationVar(&t.timeout, "timeout", 30*time.Second, "deadline for one evaluation, retries included")
 	fs.StringVar(&t.output, "output", "text", "output format: text or json")
 }
