@@ -92,7 +92,7 @@ type SLIResult struct {
 	// older than the longest window (before that, the longest window holds
 	// them): the evidence a pass needs.
 	Life *WindowResult `json:"life,omitempty"`
-	// Tripped names the window pairs ("5m/1m×10") whose both windows
+	// Tripped names the window pairs ("5m/1m>10×") whose both windows
 	// burned above the pair's factor, the long one's evidence (a restart)
 	// significantly over budget; "since the start" for the canary's life.
 	Tripped []string `json:"tripped,omitempty"`
@@ -141,8 +141,10 @@ type BaselineResult struct {
 	Samples Num            `json:"samples"`
 	Burn    map[string]Num `json:"burn"`
 	Windows []WindowResult `json:"windows"`
-	// PValue is the one-sided p-value of "the canary is no worse than
-	// maxRatio times stable" in the longest window.
+	// PValue is the anytime-valid p-value (the inverse of the e-value,
+	// scaled to the test's level: Ville) of "the canary is no worse than
+	// maxRatio times stable", the least over the longest pair's restarts;
+	// 1 when none had a bad canary event.
 	PValue Num `json:"pValue"`
 	// Worse is true when the canary is significantly worse than stable.
 	Worse bool `json:"worse"`

@@ -46,15 +46,17 @@ type Metadata struct {
 // `minSamples: 0`) is an error naming its line, except minBurn, where 0
 // means what it says.
 type Spec struct {
-	// Alpha bounds the chance of failing a healthy canary over all the looks
-	// of one stage (0 < alpha < 0.5). Default 0.05.
+	// Alpha bounds the chance of failing a healthy canary over its whole
+	// life, however often it is looked at (the engine's tests are
+	// anytime-valid), and, per SLI, of passing a canary that burns the
+	// fastest pair's factor (0 < alpha < 0.5). Default 0.05.
 	Alpha float64 `yaml:"alpha"`
-	// Interval is how often a front end looks at a running stage. It sets
-	// the planned number of looks per stage (soak / interval), over which
-	// alpha is spent. Default 30s.
+	// Interval is how often a front end looks at a running stage; it
+	// spends nothing of alpha (PlannedLooks). Default 30s.
 	Interval model.Duration `yaml:"interval"`
 	// MinSamples is the number of events (requests, observations, jobs) a
-	// ratio SLI needs in its longest window before it may pass; below it
+	// ratio SLI needs since the canary's start (or in its longest window,
+	// when the start is unknown) before it may pass; below it
 	// the SLI holds, unless the events it has already fail it (a fail
 	// needs only significance: DESIGN.md, "Evidence"). Default 100; at
 	// least 1 (an explicit 0 is an error, not "no floor").
@@ -213,9 +215,10 @@ func (p *Policy) Previous(name string) (Stage, bool) {
 	return p.Spec.Stages[i-1], true
 }
 
-// PlannedLooks is the number of looks over which alpha is spent for a
-// stage: its soak divided by the interval, at least 1. With no stage (or an
-// unknown one) it is the largest over all stages.
+// PlannedLooks is the number of looks a front end takes at a stage looking
+// every interval: its soak divided by the interval, at least 1. With no
+// stage (or an unknown one) it is the largest over all stages. The
+// engine's tests do not depend on it.
 func (p *Policy) PlannedLooks(stage string) int {
 	looks := func(s Stage) int {
 		n := int((time.Duration(s.Soak) + time.Duration(p.Spec.Interval) - 1) / time.Duration(p.Spec.Interval))

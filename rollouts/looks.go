@@ -30,8 +30,7 @@ type lookPlan struct {
 
 // planLook checks a look-mode metric against its policy stage and places
 // this measurement in it. The stage is cfg.Stage, or the policy's longest
-// when none is given (as the engine's looks are). It refuses, naming the
-// field:
+// when none is given. It refuses, naming the field:
 //   - a count whose last look comes before the stage's soak ends, when a
 //     stage is named and the metric has an interval (without one, Argo
 //     takes a single measurement, which is the stage's last): Argo takes the first measurement at once, so count

@@ -69,9 +69,14 @@ func runPlan(_ context.Context, e env, args []string) int {
 	return code
 }
 
+// needs shows a time needed, rounded up (a need shown shorter than it is
+// would read as a pass): whole minutes from 2m, else seconds.
 func needs(d time.Duration) string {
 	if d >= 2*time.Minute {
-		return model.Duration(d.Round(time.Minute)).String()
+		if r := d.Truncate(time.Minute); r < d {
+			d = r + time.Minute
+		}
+		return model.Duration(d).String()
 	}
 	return model.Duration(d.Round(time.Second)).String()
 }

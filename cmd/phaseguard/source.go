@@ -119,7 +119,7 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 			return nil, nil, err
 		}
 		if t.sinceTime.IsZero() {
-			return nil, nil, fmt.Errorf("--since %q: want the stage's start, RFC 3339 or Unix seconds", t.since)
+			return nil, nil, fmt.Errorf("--since %q: want the canary's start, RFC 3339 or Unix seconds", t.since)
 		}
 	}
 	if t.replay != "" {
