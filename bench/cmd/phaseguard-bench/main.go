@@ -66,6 +66,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	geo := bench.DefaultGeometry
 	geo.Stage = time.Duration(st.Soak)
+	// The canary served every stage before the one judged, at
+	// DefaultGeometry's share of its traffic (policies give no weights).
+	geo.Prior = 0
+	for _, s := range p.Spec.Stages[:i] {
+		geo.Prior += time.Duration(s.Soak)
+	}
 	if geo.Exposure >= geo.Stage {
 		return fmt.Errorf("stage %s soaks %s: too short for %s of exposure", *stage, geo.Stage, geo.Exposure)
 	}
