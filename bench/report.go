@@ -367,6 +367,24 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		d := g.HealthyByTraffic[i]
 		p("| %s | %d | %d | %d (%s) | %d |\n", band.Name, d.Runs, d.Pass, d.Hold, pct(ratio(d.Hold, d.Runs)), d.Fail)
 	}
+	if reasons := HoldReasons(r.Runs); len(reasons) > 0 {
+		p("\n| why those healthy canaries were held (the SLI of the reason and its words, figures left out) |")
+		for _, band := range TrafficBands {
+			p(" %s |", band.Name)
+		}
+		p("\n|---|%s\n", strings.Repeat("---|", len(TrafficBands)))
+		for i, h := range reasons {
+			if i == 10 {
+				p("| (%d other kinds) |%s\n", len(reasons)-i, strings.Repeat(" |", len(TrafficBands)))
+				break
+			}
+			p("| %s |", h.Reason)
+			for _, n := range h.Runs {
+				p(" %d |", n)
+			}
+			p("\n")
+		}
+	}
 	r.writeExcess(p, g)
 	r.writeOracle(p)
 	p("\nFaults on canary **and** stable alike (scope both, not the canary's fault): %d; phaseguard rolled back %d and held %d. ", g.Both.Runs, g.Both.Detected, g.Both.Held)

@@ -3,6 +3,7 @@ package bench
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/stat/distuv"
@@ -471,4 +472,55 @@ func Paired(runs []*Run, every time.Duration, a, b func(*Run) Outcome) (ma, mb t
 	slices.Sort(la)
 	slices.Sort(lb)
 	return Percentile(la, 0.5), Percentile(lb, 0.5), len(la)
+}
+
+// HoldReason is one kind of reason healthy canaries the truth says to
+// pass were held for at the stage end, with their count per TrafficBands.
+type HoldReason struct {
+	Reason string
+	Runs   []int
+}
+
+// HoldReasons groups the healthy runs the truth says to pass that ended
+// held by the kind of their last reason (reasonKind), most frequent first.
+func HoldReasons(runs []*Run) []HoldReason {
+	var out []HoldReason
+	for _, r := range runs {
+		if r.Truth.Fault != nil || r.Truth.Answer.Right != scenarios.Pass || len(r.Guard) == 0 || r.Guard[len(r.Guard)-1] != analysis.Hold {
+			continue
+		}
+		kind := reasonKind(r.Reason)
+		i := slices.IndexFunc(out, func(h HoldReason) bool { return h.Reason == kind })
+		if i < 0 {
+			out = append(out, HoldReason{Reason: kind, Runs: make([]int, len(TrafficBands))})
+			i = len(out) - 1
+		}
+		out[i].Runs[bandOf(TrafficBands, r.Truth.CanaryRate)]++
+	}
+	sum := func(h HoldReason) int {
+		n := 0
+		for _, x := range h.Runs {
+			n += x
+		}
+		return n
+	}
+	slices.SortStableFunc(out, func(a, b HoldReason) int { return sum(b) - sum(a) })
+	return out
+}
+
+// reasonKind is a verdict reason without its figures: the SLI it names
+// and the reason's words up to the first figure or clause ("flaps: thin
+// evidence", "duplicate-processing: the canary has no bad series in").
+func reasonKind(reason string) string {
+	sli, rest, ok := strings.Cut(reason, ": ")
+	if !ok {
+		return reason
+	}
+	if strings.Contains(rest, "watching") {
+		return sli + ": over budget at alpha, not yet at a test's level (watching)"
+	}
+	if i := strings.IndexFunc(rest, func(c rune) bool { return c >= '0' && c <= '9' || c == ':' || c == '(' || c == ';' }); i >= 0 {
+		rest = rest[:i]
+	}
+	return sli + ": " + strings.TrimSpace(rest)
 }

@@ -89,3 +89,32 @@ func TestScoreAnswers(t *testing.T) {
 			floor.FalseRollbacks, floor.FalsePasses, floor.Untold, floor.Faults)
 	}
 }
+
+// TestHoldReasons: healthy runs the truth says to pass that ended held
+// are grouped by their reason without its figures, per traffic band; a
+// pass, a fault and a canary that cannot be told are left out.
+func TestHoldReasons(t *testing.T) {
+	t.Parallel()
+	pass := scenarios.Answer{Right: scenarios.Pass, Wrong: []string{scenarios.Fail}}
+	run := func(rate float64, a scenarios.Answer, f *scenarios.FaultTruth, end analysis.Decision, reason string) *Run {
+		return &Run{Truth: scenarios.Truth{CanaryRate: rate, Answer: a, Fault: f}, Guard: []analysis.Decision{analysis.Hold, end}, Reason: reason}
+	}
+	runs := []*Run{
+		run(0.5, pass, nil, analysis.Hold, "flaps: thin evidence: 0 events since the canary's start (10m) cannot yet rule out a 10× burn"),
+		run(2, pass, nil, analysis.Hold, "flaps: thin evidence: 1 events since the canary's start (25m) cannot yet rule out a 10× burn"),
+		run(50, pass, nil, analysis.Hold, "drain-failure: burn 8.00× over 15m from 4 events: over budget at 95% confidence, not yet at the 99.8% a rollback needs: watching"),
+		run(50, pass, nil, analysis.Pass, "all 7 SLIs within budget"),
+		run(50, scenarios.Answer{Right: scenarios.Hold}, nil, analysis.Hold, "flaps: no data"),
+		run(50, pass, &scenarios.FaultTruth{}, analysis.Hold, "flaps: thin evidence: 0 events"),
+	}
+	want := []HoldReason{
+		{"flaps: thin evidence", []int{1, 1, 0}},
+		{"drain-failure: over budget at alpha, not yet at a test's level (watching)", []int{0, 0, 1}},
+	}
+	if diff := cmp.Diff(want, HoldReasons(runs)); diff != "" {
+		t.Errorf("HoldReasons (-want +got):\n%s", diff)
+	}
+	if got := reasonKind("duplicate-processing: the canary has no bad series in 15m while stable x has"); got != "duplicate-processing: the canary has no bad series in" {
+		t.Errorf("reasonKind = %q", got)
+	}
+}
