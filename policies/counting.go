@@ -207,11 +207,15 @@ func IsFamily(p Part) bool { return strings.HasPrefix(string(p), string(PartPres
 
 // callsPerSecond reports whether e calls rate() or irate(), which give
 // events per second where a rate SLI's events part must count them.
-func callsPerSecond(e parser.Expr) bool {
-	found := false
+func callsPerSecond(e parser.Expr) bool { return perSecondCall(e) != "" }
+
+// perSecondCall returns the name of the first rate() or irate() call in
+// e, or "".
+func perSecondCall(e parser.Expr) string {
+	found := ""
 	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
-		if c, ok := node.(*parser.Call); ok && (c.Func.Name == "rate" || c.Func.Name == "irate") {
-			found = true
+		if c, ok := node.(*parser.Call); ok && found == "" && (c.Func.Name == "rate" || c.Func.Name == "irate") {
+			found = c.Func.Name
 		}
 		return nil
 	})

@@ -178,7 +178,8 @@ func Load(data []byte, source string) (*Policy, error) {
 
 // Lint is Load that also reports what lint finds in a policy that loads
 // (see Policy.Warnings): a query that only one spelling of a label value
-// satisfies. Every problem and finding comes in one *Error, sorted by
+// satisfies, a ratio SLI that counts with rate(). Every problem and
+// finding comes in one *Error, sorted by
 // line; the policy is returned only when there is nothing to report.
 func Lint(data []byte, source string) (*Policy, error) {
 	p, errs, warns := load(data, source)

@@ -189,8 +189,9 @@ func (p *Policy) Source() string { return p.source }
 
 // Warnings returns what lint finds in a policy that loads, each a
 // *FieldError with its line: an `le` or `quantile` matcher that only one
-// spelling of its number satisfies. They do not stop a policy from
-// loading; `phaseguard lint` fails on them.
+// spelling of its number satisfies, and a ratio SLI whose queries count
+// with rate() or irate() instead of increase(). They do not stop a policy
+// from loading; `phaseguard lint` fails on them.
 func (p *Policy) Warnings() []error { return p.warnings }
 
 // Windows returns every distinct window of the policy's pairs, longest first.

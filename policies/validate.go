@@ -16,8 +16,8 @@ import (
 
 // This file holds the checks of an SLI's queries that look at each part on
 // its own, apart from compile (query.go), which builds the batched query:
-// that every part selects the target, and lint's check of le and quantile
-// matchers.
+// that every part selects the target, and lint's checks of le and quantile
+// matchers and of ratio SLIs that give rates where counts are needed.
 
 // sliPart is one query of an SLI as written, with its field name.
 type sliPart struct {
@@ -103,17 +103,22 @@ func selectsTarget(e parser.Expr) bool {
 
 // lint reports what a policy that loads may still get wrong, each as a
 // *FieldError at the line of its SLI part: an exact le or quantile matcher
-// that only one spelling of its number satisfies (see spellings).
+// that only one spelling of its number satisfies (see spellings), and a
+// ratio SLI's part that calls rate() or irate() (see perSecondProblem).
 func (p *Policy) lint(lines map[string]int) []error {
 	var errs []error
 	for i := range p.Spec.SLIs[:min(len(p.Spec.SLIs), maxSLIs)] { // validate reports the rest
+		s := &p.Spec.SLIs[i]
 		path := fmt.Sprintf("spec.slis[%d]", i)
-		for _, part := range partsOf(&p.Spec.SLIs[i]) {
+		for _, part := range partsOf(s) {
 			e, ok := parsePart(part.expr)
 			if !ok {
 				continue
 			}
 			fp := join(path, part.field)
+			if fn := perSecondCall(e); s.Rate == nil && fn != "" {
+				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: perSecondProblem(s.Name, part.expr, fn)})
+			}
 			seen := map[string]bool{}
 			parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
 				vs, ok := node.(*parser.VectorSelector)
@@ -131,6 +136,21 @@ func (p *Policy) lint(lines map[string]int) []error {
 		}
 	}
 	return errs
+}
+
+// perSecondProblem says why a ratio SLI's part that calls rate() or
+// irate() is wrong. The engine's tests bound counts of events (bad of
+// total, README "Statistics"); a per-second rate keeps the bad share but
+// divides the events by the window's seconds, so 1,500 requests in 5m
+// read as 5: such an SLI has a 300th of its evidence in a 5m window, too
+// little for minSamples and the pass test at any ordinary traffic, and
+// holds as "thin evidence" where the same canary counted with increase()
+// passes. It loads, since the share it reads is right (a rate SLI's
+// events part that does the same is refused outright by compile); for a
+// ratio SLI lint is where it is caught.
+func perSecondProblem(sli, expr, fn string) string {
+	return fmt.Sprintf("SLI %q: query %s counts with %s(), events per second, where the engine's tests need the events in the window: 1,500 requests in 5m read as 5, so the SLI holds as thin evidence where counted events would pass; use increase()",
+		sli, quoteCut(expr), fn)
 }
 
 // spellings returns the ways servers may store the number f of an le or
