@@ -63,3 +63,44 @@ func TestLintOnePass(t *testing.T) {
 		t.Errorf("the misspelt objective is reported missing too:\n%s", out)
 	}
 }
+
+// TestLintRatioRate: lint fails (exit 1) on a ratio SLI that counts with
+// rate(), naming the file, line, field and SLI, and passes the same SLI
+// counting with increase(). Both policies load, and the finding is what
+// it says: on the bundled healthy canary the rate() SLI holds on thin
+// evidence where the increase() one passes.
+func TestLintRatioRate(t *testing.T) {
+	t.Parallel()
+	const rate, increase = "testdata/ratio-rate/rate.yaml", "testdata/ratio-rate/increase.yaml"
+	code, out, errOut := runCLI(t, "lint", rate, increase)
+	if code != exitFail {
+		t.Errorf("exit %d, want %d\n%s%s", code, exitFail, out, errOut)
+	}
+	for _, want := range []string{
+		rate + `: line 14: spec.slis[0].ratio.bad: SLI "drain-failure-rate": query "sum(rate(phase_requests_total{`,
+		rate + `: line 15: spec.slis[0].ratio.total: SLI "drain-failure-rate": query "sum(rate(phase_requests_total{`,
+		"counts with rate(), events per second", "use increase()",
+		increase + ": ok: policy drain-by-increase, 1 SLIs, 2 window pairs, stages none",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "counts with rate()"); n != 2 {
+		t.Errorf("%d findings, want 2 (bad and total of the rate() SLI, none of the increase() one):\n%s", n, out)
+	}
+
+	for _, tt := range []struct {
+		policy string
+		want   int
+		reason string
+	}{
+		{rate, exitHold, "thin evidence"},
+		{increase, exitPass, "PASS"},
+	} {
+		code, out, errOut := runCLI(t, "evaluate", "--replay", "healthy", "--policy", tt.policy)
+		if code != tt.want || !strings.Contains(out, tt.reason) {
+			t.Errorf("evaluate --policy %s: exit %d (want %d), output lacks %q?\n%s%s", tt.policy, code, tt.want, tt.reason, out, errOut)
+		}
+	}
+}

@@ -7,12 +7,17 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 
+	"github.com/phaseguard/phaseguard/policies"
 	"github.com/phaseguard/phaseguard/scenarios"
 )
 
@@ -260,14 +265,143 @@ func TestPrometheusUnreachable(t *testing.T) {
 	}
 }
 
+// TestPresets: `presets` lists every built-in policy and SLI preset in
+// 100 columns; `presets NAME` prints a policy as YAML that loads as that
+// policy, with each SLI's queries, presets expanded; an SLI preset as the
+// fields of a spec.slis entry, which load as that preset, with each query
+// exactly as the engine sends it. Policy and SLI preset names never
+// collide, so NAME is never ambiguous.
 func TestPresets(t *testing.T) {
 	t.Parallel()
-	code, out, _ := runCLI(t, "presets")
-	if code != exitPass || !strings.Contains(out, "phase-default") || !strings.Contains(out, "kube-readiness-flaps") {
-		t.Errorf("exit %d\n%s", code, out)
+	code, out, errOut := runCLI(t, "presets")
+	if code != exitPass {
+		t.Fatalf("presets: exit %d\n%s", code, errOut)
 	}
-	code, out, _ = runCLI(t, "presets", "istio")
-	if code != exitPass || !strings.Contains(out, "kind: Policy") {
-		t.Errorf("exit %d\n%s", code, out)
+	for _, n := range append(policies.PresetNames(), policies.SLIPresetNames()...) {
+		if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(n) + `  `).MatchString(out) {
+			t.Errorf("presets does not list %s:\n%s", n, out)
+		}
 	}
+	for _, l := range strings.Split(out, "\n") {
+		if n := utf8.RuneCountInString(l); n > 100 {
+			t.Errorf("line of %d columns:\n%s", n, l)
+		}
+	}
+	for _, n := range policies.PresetNames() {
+		if slices.Contains(policies.SLIPresetNames(), n) {
+			t.Errorf("%s is a policy and an SLI preset", n)
+		}
+	}
+
+	placeholders := policies.Target{Service: policies.PlaceholderService, Namespace: policies.PlaceholderNamespace, Hash: policies.PlaceholderHash}
+	for _, name := range policies.PresetNames() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runCLI(t, "presets", name)
+			if code != exitPass {
+				t.Fatalf("exit %d\n%s", code, errOut)
+			}
+			want, err := policies.Preset(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := policies.Load([]byte(out), "output")
+			if err != nil {
+				t.Fatalf("the output does not load as a policy: %v\n%s", err, out)
+			}
+			if got.Metadata.Name != name || len(got.Spec.SLIs) != len(want.Spec.SLIs) {
+				t.Errorf("the output loads as policy %s with %d SLIs, want %s with %d", got.Metadata.Name, len(got.Spec.SLIs), name, len(want.Spec.SLIs))
+			}
+			for _, s := range want.Spec.SLIs {
+				if !strings.Contains(out, "\n# "+s.Name+": ") {
+					t.Errorf("no PromQL of %s:\n%s", s.Name, out)
+				}
+				for _, q := range authored(&s) {
+					if !strings.Contains(out, q.expr) {
+						t.Errorf("%s %s query %s not printed:\n%s", s.Name, q.field, q.expr, out)
+					}
+				}
+			}
+		})
+	}
+	for _, name := range policies.SLIPresetNames() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runCLI(t, "presets", name)
+			if code != exitPass {
+				t.Fatalf("exit %d\n%s", code, errOut)
+			}
+			want, err := sliPreset(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The fields, as a spec.slis entry of a policy with the
+			// default windows, give the preset's queries.
+			var entry map[string]any
+			if err := yaml.Unmarshal([]byte(out), &entry); err != nil || entry["preset"] != nil {
+				t.Fatalf("the output is not a spec.slis entry without preset (%v):\n%s", err, out)
+			}
+			doc, err := yaml.Marshal(map[string]any{"apiVersion": "phaseguard.dev/v1alpha1", "kind": "Policy",
+				"metadata": map[string]any{"name": "copy"}, "spec": map[string]any{"slis": []any{entry}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := policies.Load(doc, "copy")
+			if err != nil {
+				t.Fatalf("the fields do not load as an SLI: %v\n%s", err, out)
+			}
+			got := &p.Spec.SLIs[0]
+			if got.Name != name || got.Kind() != want.Kind() || got.Budget() != want.Budget() || !slices.Equal(got.Parts(), want.Parts()) {
+				t.Errorf("the fields load as %s (%s, budget %g, parts %v), want %s (%s, budget %g, parts %v)",
+					got.Name, got.Kind(), got.Budget(), got.Parts(), name, want.Kind(), want.Budget(), want.Parts())
+			}
+			// Each part's query as sent, read back from the comments,
+			// is the engine's (printed over several lines).
+			w := slices.Max(want.windows)
+			for _, part := range want.Parts() {
+				if policies.IsFamily(part) {
+					continue
+				}
+				if q := got.PartQuery(part, w, placeholders); q != want.PartQuery(part, w, placeholders) {
+					t.Errorf("%s as copied: %s, want %s", part, q, want.PartQuery(part, w, placeholders))
+				}
+				printed := commentBlock(out, "# "+fieldOf(want.SLI, part)+":")
+				if printed == "" {
+					t.Errorf("no PromQL of %s:\n%s", part, out)
+					continue
+				}
+				expr, err := promqlParser.ParseExpr(printed)
+				if err != nil {
+					t.Errorf("%s as printed does not parse: %v\n%s", part, err, printed)
+					continue
+				}
+				if got, want := expr.String(), want.PartQuery(part, w, placeholders); got != want {
+					t.Errorf("%s as printed:\n%s\nwant the query sent:\n%s", part, got, want)
+				}
+			}
+		})
+	}
+
+	code, _, errOut = runCLI(t, "presets", "nope")
+	if code != exitError || !strings.Contains(errOut, "phase-default") || !strings.Contains(errOut, "drain-failure") {
+		t.Errorf("presets nope: exit %d, want %d naming policies and SLI presets:\n%s", code, exitError, errOut)
+	}
+}
+
+// commentBlock returns the comment lines of out after the line head, up
+// to the next line that is not indented under it, without "#   ".
+func commentBlock(out, head string) string {
+	_, rest, ok := strings.Cut(out, "\n"+head+"\n")
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(rest, "\n") {
+		q, ok := strings.CutPrefix(l, "#   ")
+		if !ok {
+			break
+		}
+		b.WriteString(q + "\n")
+	}
+	return b.String()
 }
