@@ -367,15 +367,30 @@ func combine(v *Verdict, p *policies.Policy) (Decision, string) {
 		e := pick(func(s SLIResult) bool { return s.Decision == Hold })
 		return Hold, fmt.Sprintf("query error on %d SLI(s), holding (policy onQueryError=hold): %s: %s", len(e), e[0].Name, e[0].Reason)
 	}
-	// A pass names the SLI closest to its budget over the longest window:
-	// short windows with few events are too noisy to single one out.
-	top := v.SLIs[0]
-	for _, s := range v.SLIs[1:] {
-		if longBurn(s) > longBurn(top) {
-			top = s
+	// A pass names the SLI nearest to tripping a window pair: the pairs
+	// are what count, so a single window burning over budget (1.6× over
+	// 15m, where the 15m/3m pair's limit is 2×) is no contradiction.
+	return Pass, fmt.Sprintf("all %d SLIs pass: no window pair burns over its limit%s", len(v.SLIs), nearestPair(v.SLIs, p))
+}
+
+// nearestPair names the SLI and window pair nearest to tripping, the one
+// whose lower burn of the two windows is the largest share of the pair's
+// factor: "; nearest, slow-propagation: 1.61× over 15m and 0.00× over 3m
+// (limit 2×)". Empty when no pair has burns on both windows.
+func nearestPair(slis []SLIResult, p *policies.Policy) string {
+	best, out := -1.0, ""
+	for _, s := range slis {
+		for _, pair := range p.Spec.Windows {
+			long, short := s.Burn[pair.Long.String()], s.Burn[pair.Short.String()]
+			lo := math.Min(float64(long), float64(short))
+			if math.IsNaN(lo) || pair.Factor <= 0 || lo/pair.Factor <= best {
+				continue
+			}
+			best = lo / pair.Factor
+			out = fmt.Sprintf("; nearest, %s: %s over %s and %s over %s (limit %g×)", s.Name, fmtBurn(long), pair.Long, fmtBurn(short), pair.Short, pair.Factor)
 		}
 	}
-	return Pass, fmt.Sprintf("all %d SLIs within budget; highest burn %s over %s (%s)", len(v.SLIs), fmtBurn(Num(longBurn(top))), top.Windows[0].Window, top.Name)
+	return out
 }
 
 func burnKey(s SLIResult) float64 {
@@ -384,14 +399,6 @@ func burnKey(s SLIResult) float64 {
 		return -1
 	}
 	return b
-}
-
-// longBurn is the burn over the longest window, -1 without data.
-func longBurn(s SLIResult) float64 {
-	if len(s.Windows) == 0 || math.IsNaN(float64(s.Windows[0].Burn)) {
-		return -1
-	}
-	return float64(s.Windows[0].Burn)
 }
 
 func fmtBurn(b Num) string {

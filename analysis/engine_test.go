@@ -136,7 +136,7 @@ func TestScenarios(t *testing.T) {
 		wantSLI    string
 		wantReason string
 	}{
-		{scenario: "healthy", after: 25 * time.Minute, want: analysis.Pass, wantReason: "all 7 SLIs within budget"},
+		{scenario: "healthy", after: 25 * time.Minute, want: analysis.Pass, wantReason: "all 7 SLIs pass"},
 		{scenario: "healthy", after: 25 * time.Minute, noStable: true, want: analysis.Pass},
 		{scenario: "drain-misrouting", after: 2 * time.Minute, want: analysis.Fail, wantSLI: "drain-failure", wantReason: "roll back"},
 		{scenario: "drain-misrouting", after: 2 * time.Minute, noStable: true, want: analysis.Fail, wantSLI: "drain-failure"},
@@ -149,7 +149,7 @@ func TestScenarios(t *testing.T) {
 		{scenario: "drain-misrouting", after: 2 * time.Minute, since: true, want: analysis.Fail, wantSLI: "drain-failure", wantReason: "roll back"},
 		{scenario: "flapping", after: 7*time.Minute + 30*time.Second, since: true, want: analysis.Fail, wantSLI: "flaps"},
 		{scenario: "stable-also-bad", after: 5 * time.Minute, since: true, want: analysis.Hold, wantSLI: "drain-failure", wantReason: "not the canary's fault"},
-		{scenario: "healthy", after: 25 * time.Minute, since: true, want: analysis.Pass, wantReason: "all 7 SLIs within budget"},
+		{scenario: "healthy", after: 25 * time.Minute, since: true, want: analysis.Pass, wantReason: "all 7 SLIs pass"},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s/%s/nostable=%v", tt.scenario, tt.after, tt.noStable), func(t *testing.T) {

@@ -535,7 +535,7 @@ func judge(in sliInput) (SLIResult, *noData, policies.Part) {
 			in.stableHash, in.over(longest.d), stableMissing)
 	case kind == policies.KindRatio && life.total < p.Spec.MinSamples:
 		r.Decision = Hold
-		r.Reason = fmt.Sprintf("thin evidence: %.0f of %.0f events needed %s", life.total, p.Spec.MinSamples, in.since(life.d))
+		r.Reason = fmt.Sprintf("thin evidence: %s of %s events needed %s", fmtCount(life.total), fmtCount(p.Spec.MinSamples), in.since(life.d))
 		r.Reason += in.timeToDecide(life, kind, budget, fastest)
 	case longest.overBudget(kind, budget, p.Spec.Alpha):
 		// Over budget at the policy's alpha in the longest window, but not
@@ -667,12 +667,31 @@ func spanOf(d, span time.Duration) string {
 	return ""
 }
 
-// fmtEvents says what a window counted: "3 bad of 1200 events" or "13 events".
+// fmtEvents says what a window counted: "3 bad of 1200 events", "1
+// event" or "13 events".
 func fmtEvents(w window, kind string) string {
 	if kind == policies.KindRate {
-		return fmt.Sprintf("%.0f events", w.bad)
+		return fmtCount(w.bad) + plural(w.bad, " event", " events")
 	}
-	return fmt.Sprintf("%.0f bad of %.0f events", w.bad, w.total)
+	return fmt.Sprintf("%s bad of %s%s", fmtCount(w.bad), fmtCount(w.total), plural(w.total, " event", " events"))
+}
+
+// fmtCount formats an event count: increase() extrapolates to a window's
+// edges, so counts have fractions; they are rounded, and one between 0
+// and ½ is "<1" (report.Count does the same for tables).
+func fmtCount(n float64) string {
+	if n > 0 && n < 0.5 {
+		return "<1"
+	}
+	return fmt.Sprintf("%.0f", n)
+}
+
+// plural is one when n formats as 1 or <1, else many.
+func plural(n float64, one, many string) string {
+	if c := fmtCount(n); c == "1" || c == "<1" {
+		return one
+	}
+	return many
 }
 
 // shortErr keeps a reason to one readable line: the query, hundreds of

@@ -103,7 +103,7 @@ func TestHoldReasons(t *testing.T) {
 		run(0.5, pass, nil, analysis.Hold, "flaps: thin evidence: 0 events since the canary's start (10m) cannot yet rule out a 10× burn"),
 		run(2, pass, nil, analysis.Hold, "flaps: thin evidence: 1 events since the canary's start (25m) cannot yet rule out a 10× burn"),
 		run(50, pass, nil, analysis.Hold, "drain-failure: burn 8.00× over 15m from 4 events: over budget at 95% confidence, not yet at the 99.8% a rollback needs: watching"),
-		run(50, pass, nil, analysis.Pass, "all 7 SLIs within budget"),
+		run(50, pass, nil, analysis.Pass, "all 7 SLIs pass"),
 		run(50, scenarios.Answer{Right: scenarios.Hold}, nil, analysis.Hold, "flaps: no data"),
 		run(50, pass, &scenarios.FaultTruth{}, analysis.Hold, "flaps: thin evidence: 0 events"),
 	}

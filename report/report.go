@@ -1,6 +1,7 @@
-// Package report renders verdicts for people: an aligned table for a
-// terminal, one line per look for a backtest. Machines read the JSON of
-// analysis.Verdict instead.
+// Package report renders verdicts for people: a header, an aligned table
+// and the reasons, in 100 columns, for a terminal; one line per look for a
+// backtest or a watch; a live status block for a watch on a terminal.
+// Machines read the JSON of analysis.Verdict instead.
 package report
 
 import (
@@ -10,54 +11,122 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/phaseguard/phaseguard/analysis"
 )
 
-// Verdict writes v as a header line and a table with a row per SLI.
+// Width is the number of columns the report fills: reasons wrap at it,
+// at spaces, never inside a word.
+const Width = 100
+
+// Verdict writes v as a header, a table with a row per SLI (burn over
+// each window, over the canary's life with its upper bound, events in the
+// longest window) and, wrapped below it, the reason of every SLI that did
+// not pass. A pass's reasons are in the table: no pair over its limit,
+// and the life's bound.
 func Verdict(w io.Writer, v *analysis.Verdict) error {
 	stage := ""
 	if v.Stage != "" {
-		stage = " stage " + v.Stage
+		stage = "  stage " + v.Stage
 	}
 	fmt.Fprintf(w, "%s  policy %s%s  at %s\n", Badge(v.Decision), v.Policy, stage, v.Time.Format(time.RFC3339))
-	fmt.Fprintf(w, "  %s\n\n", v.Reason)
+	for _, l := range Wrap(v.Reason, Width, "  ", "    ") {
+		fmt.Fprintln(w, l)
+	}
 	if len(v.SLIs) == 0 {
 		return nil
 	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	var wins []string
 	for _, win := range v.SLIs[0].Windows {
-		wins = append(wins, "BURN "+win.Window)
+		wins = append(wins, win.Window)
 	}
-	fmt.Fprintf(tw, "SLI\tVERDICT\tVALUE\tBUDGET\t%s\tSAMPLES\tREASON\n", strings.Join(wins, "\t"))
+	life := false
 	for _, s := range v.SLIs {
-		var burns []string
-		for _, win := range s.Windows {
-			burns = append(burns, Burn(win.Burn))
+		life = life || s.Life != nil
+	}
+	head := "SLI\tVERDICT\tBUDGET\t" + strings.Join(wins, "\t")
+	if life {
+		head += "\tLIFE"
+	}
+	fmt.Fprintln(tw, head+"\tEVENTS")
+	for _, s := range v.SLIs {
+		row := []string{s.Name, string(s.Decision), Value(s.Kind, s.Budget)}
+		for i := range wins {
+			b := analysis.Num(math.NaN())
+			if i < len(s.Windows) {
+				b = s.Windows[i].Burn
+			}
+			row = append(row, Burn(b))
 		}
-		for len(burns) < len(wins) {
-			burns = append(burns, "-")
+		if life {
+			row = append(row, lifeCell(s))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Decision, Value(s.Kind, s.Value), Value(s.Kind, s.Budget),
-			strings.Join(burns, "\t"), Count(s.Samples), Shorten(s.Reason, 110))
+		fmt.Fprintln(tw, strings.Join(append(row, Count(s.Samples)), "\t"))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	key := "burn over each window"
+	if life {
+		key += " and since the canary's start (LIFE, with its upper bound)"
+	}
+	key += "; EVENTS counted in the " + wins[0] + " window. An SLI fails only when both windows of a pair burn over the pair's limit."
+	for _, l := range Wrap(key, Width, "", "") {
+		fmt.Fprintln(w, l)
+	}
+	first := true
+	for _, s := range v.SLIs {
+		if s.Decision == analysis.Pass {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		for _, l := range Wrap(fmt.Sprintf("%s (%s): %s", s.Name, s.Decision, s.Reason), Width, "  ", "      ") {
+			fmt.Fprintln(w, l)
+		}
 	}
 	_, err := fmt.Fprintf(w, "\n%d queries; bounds at %s confidence, anytime-valid: however often the canary is looked at\n", v.Queries, analysis.FormatConfidence(v.Confidence))
 	return err
 }
 
-// Line is one look of a backtest: time, verdict, max burn and reason.
+// lifeCell is the burn since the canary's start and its upper bound,
+// "0.23× ≤0.46×", or the longest window's when the canary is younger
+// than it (the window then holds the whole life).
+func lifeCell(s analysis.SLIResult) string {
+	var l analysis.WindowResult
+	switch {
+	case s.Life != nil:
+		l = *s.Life
+	case len(s.Windows) > 0:
+		l = s.Windows[0]
+	default:
+		return "-"
+	}
+	if math.IsNaN(float64(l.Burn)) || math.IsInf(float64(l.Burn), 0) {
+		return "-"
+	}
+	if u := float64(l.BurnUpper); !math.IsNaN(u) && !math.IsInf(u, 0) {
+		return Burn(l.Burn) + " ≤" + Burn(l.BurnUpper)
+	}
+	return Burn(l.Burn)
+}
+
+// Line is one look of a backtest: time, verdict, the highest burn over any
+// SLI and window (a single window's: see Verdict for what trips) and
+// the reason, on one line.
 func Line(v *analysis.Verdict) string {
-	return fmt.Sprintf("%s  %-4s  max burn %-7s  %s", v.Time.Format(time.RFC3339), v.Decision, Burn(analysis.Num(v.MaxBurn())), v.Reason)
+	return fmt.Sprintf("%s  %-4s  peak window burn %-6s  %s", v.Time.Format(time.RFC3339), v.Decision, Burn(analysis.Num(v.MaxBurn())), v.Reason)
 }
 
 // Badge is the decision in capitals, for a glance.
 func Badge(d analysis.Decision) string { return strings.ToUpper(string(d)) }
 
-// Burn formats a burn rate: "12×", "0.42×", or "-" without data.
+// Burn formats a burn rate: "12.3×", "0.42×", or "-" without data.
 func Burn(b analysis.Num) string {
 	f := float64(b)
 	switch {
@@ -83,20 +152,82 @@ func Value(kind string, n analysis.Num) string {
 	return fmt.Sprintf("%.3g%%", f*100)
 }
 
-// Count formats an event count.
+// Count formats an event count. Prometheus's increase() extrapolates to
+// the window's edges, so counts have fractions: they are rounded, and a
+// count between 0 and ½ reads "<1", not "0" (there was an event) nor
+// "0.3" (there are no thirds of an event).
 func Count(n analysis.Num) string {
 	f := float64(n)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
 		return "-"
+	case f > 0 && f < 0.5:
+		return "<1"
 	}
 	return fmt.Sprintf("%.0f", f)
 }
 
-// Shorten cuts s to at most n runes, marking the cut.
+// Events is a count with its noun: "1 event", "<1 event", "12 events".
+func Events(n analysis.Num) string {
+	c := Count(n)
+	if c == "1" || c == "<1" {
+		return c + " event"
+	}
+	return c + " events"
+}
+
+// PValue formats a p-value for a reader: "p = 0.042", "p < 0.001",
+// "p = 1"; "p -" when unknown. A p-value rounds to 0 only as "p < 0.001".
+func PValue(p analysis.Num) string {
+	f := float64(p)
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return "p -"
+	case f < 0.001:
+		return "p < 0.001"
+	case f >= 1:
+		return "p = 1"
+	}
+	return fmt.Sprintf("p = %.2g", f)
+}
+
+// Shorten cuts s to at most n runes, at a space where there is one in its
+// last third, marking the cut with "…"; never inside a word unless the
+// word alone is longer than that.
 func Shorten(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return string(r[:n-1]) + "…"
+	if n < 2 {
+		return "…"
+	}
+	r := []rune(s)[:n-1]
+	if i := strings.LastIndexByte(string(r), ' '); i > 0 && utf8.RuneCountInString(string(r)[:i]) >= (n*2)/3 {
+		return strings.TrimRight(string(r)[:i], " ,;:") + " …"
+	}
+	return string(r) + "…"
+}
+
+// Wrap breaks s into lines of at most width runes at spaces, the first
+// line prefixed with first and the others with rest (a hanging indent). A
+// word longer than a line stands on a line of its own, whole: a reason
+// may quote a query or a label value, which must not be cut.
+func Wrap(s string, width int, first, rest string) []string {
+	var lines []string
+	line, empty := first, true
+	for _, word := range strings.Fields(s) {
+		if !empty && utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) > width {
+			lines = append(lines, line)
+			line, empty = rest, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += word
+		empty = false
+	}
+	if !empty || len(lines) == 0 {
+		lines = append(lines, line)
+	}
+	return lines
 }

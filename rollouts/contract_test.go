@@ -83,7 +83,7 @@ func TestContract(t *testing.T) {
 			want     v1alpha1.AnalysisPhase
 			message  string
 		}{
-			{"healthy", v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget"},
+			{"healthy", v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs pass"},
 			{"drain-misrouting", v1alpha1.AnalysisPhaseFailed, "drain-failure: burning"},
 			{"thin-traffic", v1alpha1.AnalysisPhaseInconclusive, "thin evidence"},
 		} {

@@ -130,11 +130,11 @@ spec:
 		message                                      string
 		owner                                        *unstructured.Unstructured
 	}{
-		{"look-healthy", "look", "healthy", prom.URL(), policy, v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
+		{"look-healthy", "look", "healthy", prom.URL(), policy, v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs pass", nil},
 		{"look-drain", "look", "drain-misrouting", prom.URL(), policy, v1alpha1.AnalysisPhaseFailed, "drain-failure: burning", nil},
 		{"look-thin", "look", "thin-traffic", prom.URL(), policy, v1alpha1.AnalysisPhaseInconclusive, "stage canary-10 soaked 40s without the evidence to pass: ", nil},
 		{"look-no-prometheus", "look", "healthy", closed, policy, v1alpha1.AnalysisPhaseInconclusive, "connection refused", nil},
-		{"look-secret-arg", "secret-arg", "healthy", argGate.URL, policy, v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs within budget", nil},
+		{"look-secret-arg", "secret-arg", "healthy", argGate.URL, policy, v1alpha1.AnalysisPhaseSuccessful, "all 7 SLIs pass", nil},
 		{"stage-healthy", "stage", "healthy", prom.URL(), policy, v1alpha1.AnalysisPhaseSuccessful, "stage canary-10 soaked 40s over", nil},
 		{"stage-drain", "stage", "drain-misrouting", prom.URL(), policy, v1alpha1.AnalysisPhaseFailed, "stage canary-10 failed at look 1", nil},
 		{"stage-thin", "stage", "thin-traffic", prom.URL(), policy, v1alpha1.AnalysisPhaseInconclusive, "thin evidence", nil},

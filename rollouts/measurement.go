@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/report"
 )
 
 // Metadata keys of a measurement. Per SLI, keys are prefixed with
@@ -75,8 +76,8 @@ func verdictMetadata(v *analysis.Verdict) map[string]string {
 		md[k+"burn"] = burns(s.Windows)
 		if s.Baseline != nil {
 			b := s.Baseline
-			md[k+"baseline"] = fmt.Sprintf("stable %s: value %s, samples %s, burn %s, p %s, worse %t, alsoBad %t",
-				b.Hash, num(float64(b.Value)), count(float64(b.Samples)), burns(b.Windows), num(float64(b.PValue)), b.Worse, b.AlsoBad)
+			md[k+"baseline"] = fmt.Sprintf("stable %s: value %s, %s, burn %s, %s, worse %t, alsoBad %t",
+				b.Hash, num(float64(b.Value)), report.Events(b.Samples), burns(b.Windows), report.PValue(b.PValue), b.Worse, b.AlsoBad)
 		}
 		if s.Error != "" {
 			md[k+"error"] = s.Error
@@ -105,12 +106,13 @@ func num[T ~float64](f T) string {
 	return strconv.FormatFloat(x, 'g', 4, 64)
 }
 
-// count formats an event count.
+// count formats an event count as report.Count does ("<1" for a
+// fraction of one: increase() extrapolates), "n/a" when there is none.
 func count(f float64) string {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return "n/a"
 	}
-	return strconv.FormatFloat(math.Round(f), 'f', 0, 64)
+	return report.Count(analysis.Num(f))
 }
 
 // stageState is a stage-mode measurement's progress, kept in its metadata

@@ -72,7 +72,7 @@ func TestVerdictMetadataAndValue(t *testing.T) {
 		"sli.drain-failure.budget":   "0.001",
 		"sli.drain-failure.samples":  "15000",
 		"sli.drain-failure.burn":     "15m=150 [140, 160], 5m=200 [180.5, 222.2]",
-		"sli.drain-failure.baseline": "stable 6d4b9c7f5: value 0.0003, samples 90000, burn 15m=0.3 [0.2, 0.4], p 1e-09, worse true, alsoBad false",
+		"sli.drain-failure.baseline": "stable 6d4b9c7f5: value 0.0003, 90000 events, burn 15m=0.3 [0.2, 0.4], p < 0.001, worse true, alsoBad false",
 		"sli.flaps.verdict":          "hold",
 		"sli.flaps.reason":           "canary query failed: connection refused",
 		"sli.flaps.value":            "n/a",

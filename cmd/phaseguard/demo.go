@@ -77,12 +77,16 @@ func runDemo(ctx context.Context, e env, args []string) int {
 		stages = append(stages, fmt.Sprintf("%s (%s)", s.Name, s.Soak))
 	}
 	fmt.Fprintf(e.stdout, "phaseguard demo: %d canaries replayed through the real engine with policy %s.\n", len(rollouts), p.Metadata.Name)
-	fmt.Fprintf(e.stdout, "Stages %s, a look every %s; the bundled data runs in Prometheus's PromQL engine, in process.\n\n",
+	intro := fmt.Sprintf("Stages %s, a look every %s; the bundled data runs in Prometheus's PromQL engine, in process.",
 		strings.Join(stages, " -> "), p.Spec.Interval)
+	fmt.Fprintln(e.stdout, strings.Join(report.Wrap(intro, report.Width, "", ""), "\n")+"\n")
 	for _, r := range rollouts {
 		fmt.Fprintf(e.stdout, "%-17s %s\n", r.Scenario, r.Outcome)
 		for _, s := range r.Stages {
-			fmt.Fprintf(e.stdout, "  %-10s %-4s %s\n", s.Stage, report.Badge(s.Verdict.Decision), stageLine(r, s))
+			head := fmt.Sprintf("  %-10s %-4s ", s.Stage, report.Badge(s.Verdict.Decision))
+			for _, l := range report.Wrap(stageLine(r, s), report.Width, head, strings.Repeat(" ", len(head)+2)) {
+				fmt.Fprintln(e.stdout, l)
+			}
 		}
 	}
 	if *brief {
@@ -90,7 +94,7 @@ func runDemo(ctx context.Context, e env, args []string) int {
 	}
 	for _, r := range rollouts {
 		last := r.Stages[len(r.Stages)-1]
-		fmt.Fprintf(e.stdout, "\n── %s: %s\n", r.Scenario, r.Description)
+		fmt.Fprintln(e.stdout, "\n"+strings.Join(report.Wrap(r.Description, report.Width, "── "+r.Scenario+": ", "   "), "\n"))
 		if err := report.Verdict(e.stdout, last.Verdict); err != nil {
 			return fail(e, "demo", err)
 		}
@@ -106,11 +110,11 @@ func stageLine(r demoRollout, s demoStage) string {
 		if r.FaultOnset != nil && !s.Verdict.Time.Before(*r.FaultOnset) {
 			line += fmt.Sprintf(", %s after the fault began", s.Verdict.Time.Sub(*r.FaultOnset))
 		}
-		return line + ": " + report.Shorten(s.Verdict.Reason, 140)
+		return line + ": " + s.Verdict.Reason
 	case analysis.Hold:
-		return fmt.Sprintf("at +%s: %s", at, report.Shorten(s.Verdict.Reason, 140))
+		return fmt.Sprintf("at +%s: %s", at, s.Verdict.Reason)
 	}
-	return fmt.Sprintf("after %d looks: %s", s.Looks, report.Shorten(s.Verdict.Reason, 140))
+	return fmt.Sprintf("after %d looks: %s", s.Looks, s.Verdict.Reason)
 }
 
 // replayRollout runs the policy's stages over one bundled scenario.

@@ -47,9 +47,54 @@ func TestDemo(t *testing.T) {
 		"at 0.2 events/s, within its budget from here, ruling out a 10× burn needs about",
 		"PASS", "FAIL", "HOLD",
 	} {
-		if !strings.Contains(out, want) {
+		// Reasons wrap at 100 columns: compare words, not line breaks.
+		if !strings.Contains(out, want) && !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	checkReadable(t, "demo", out, 100)
+}
+
+// unreadable are what a reader must never meet: a pass that reads as
+// over budget, counts with fractions or a "1 events", a p-value of 0, a
+// word cut short.
+var unreadable = map[string]*regexp.Regexp{
+	"a pass read as over budget": regexp.MustCompile(`within budget; highest burn`),
+	"a fraction of a sample":     regexp.MustCompile(`samples \d*\.\d`),
+	"a p-value of 0":             regexp.MustCompile(`\bp = 0(\s|$|[^.])`),
+	"one events":                 regexp.MustCompile(`(^|[^\d.])1 events`),
+	"a word cut":                 regexp.MustCompile(`\pL…`),
+}
+
+// checkReadable fails t when out has a line wider than width (other than
+// one word alone) or anything in unreadable.
+func checkReadable(t *testing.T, name, out string, width int) {
+	t.Helper()
+	for i, l := range strings.Split(out, "\n") {
+		if n := utf8.RuneCountInString(l); n > width && len(strings.Fields(l)) > 1 {
+			t.Errorf("%s: line %d has %d columns (more than %d): %q", name, i+1, n, width, l)
+		}
+		for what, re := range unreadable {
+			if re.MatchString(l) {
+				t.Errorf("%s: line %d has %s: %q", name, i+1, what, l)
+			}
+		}
+	}
+}
+
+// TestEvaluateReadable: evaluate's report of every bundled scenario, at
+// its stage's end, fits 100 columns and reads right.
+func TestEvaluateReadable(t *testing.T) {
+	t.Parallel()
+	for _, b := range scenarios.Demo() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			_, out, errOut := runCLI(t, "evaluate", "--replay", b.Name, "--stage", "canary-50", "--at", b.Truth.StageStart.Add(25*time.Minute).Format(time.RFC3339))
+			if out == "" {
+				t.Fatalf("no report: %s", errOut)
+			}
+			checkReadable(t, "evaluate "+b.Name, out, 100)
+		})
 	}
 }
 

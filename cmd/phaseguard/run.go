@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
+
+	"golang.org/x/term"
 
 	"github.com/phaseguard/phaseguard/action"
 	"github.com/phaseguard/phaseguard/analysis"
@@ -35,6 +38,9 @@ type env struct {
 	// secrets holds every credential the command is configured with or
 	// sends; stdout and stderr are redacted with it.
 	secrets *redact.Set
+	// terminal is stdout's width in columns when it is a terminal, 0
+	// otherwise (a file, a pipe, a CI log, TERM=dumb).
+	terminal int
 }
 
 type command struct {
@@ -49,6 +55,7 @@ func commands() map[string]command {
 		"lint":           {"validate policy files and their PromQL", runLint},
 		"demo":           {"replay bundled canaries through the engine; no setup needed", runDemo},
 		"presets":        {"list the built-in policies, or print one as YAML", runPresets},
+		"watch":          {"look at a stage every interval until it is decided, with a live status on a terminal", runWatch},
 		"plan":           {"tell whether each stage's soak can pass a canary at a given traffic, and the least that can", runPlan},
 		"action":         {"run as the GitHub Action (inputs from INPUT_* variables; see action.yml)", runAction},
 		"version":        {"print the version", runVersion},
@@ -64,7 +71,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	out, errOut := secrets.Writer(stdout), secrets.Writer(stderr)
 	defer errOut.Flush()
 	defer out.Flush()
-	e := env{stdin: stdin, stdout: out, stderr: errOut, getenv: getenv, secrets: secrets}
+	e := env{stdin: stdin, stdout: out, stderr: errOut, getenv: getenv, secrets: secrets, terminal: terminalWidth(stdout, getenv)}
 	cmds := commands()
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout, cmds)
@@ -80,6 +87,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	return c.run(ctx, e, args[1:])
+}
+
+// terminalWidth is w's width in columns when it is a terminal (80 when
+// the size is unknown), 0 when it is not one or TERM is dumb.
+func terminalWidth(w io.Writer, getenv func(string) string) int {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) || getenv("TERM") == "dumb" {
+		return 0
+	}
+	if width, _, err := term.GetSize(int(f.Fd())); err == nil && width > 0 {
+		return width
+	}
+	return 80
 }
 
 func usage(w io.Writer, cmds map[string]command) {

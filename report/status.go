@@ -1,0 +1,143 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/phaseguard/phaseguard/analysis"
+)
+
+// Status is a watched stage after a look: what a watch shows live on a
+// terminal (Lines) or logs as one line per look (Line).
+type Status struct {
+	Policy, Stage string
+	Look, Looks   int           // this look's number, 1-based, and the stage's planned looks
+	Soak          time.Duration // the stage's soak
+	Left          time.Duration // stage time from this look to the soak's end
+	NextIn        time.Duration // wall time until the next look; 0 when none is due
+	Verdict       *analysis.Verdict
+	// Final is true when this look decides the stage (analysis.StageDecided):
+	// a hold before it is pending, the soak runs on.
+	Final bool
+	// Burns are the peak window burns of the looks so far, oldest first
+	// (analysis.Verdict.MaxBurn; NaN without data), for the sparkline.
+	Burns []float64
+	// Factor is the top of the sparkline's scale: the policy's largest
+	// window pair factor (a burn there or over fills a cell).
+	Factor float64
+}
+
+// Lines is the live status, each line at most width runes: the stage and
+// look, the decision so far with its worst SLI, the burn sparkline, and
+// the reason in at most two lines.
+//
+//	watching stage canary-50 of phase-default: look 12 of 30, 9m0s of the 15m soak left, next look in 25s
+//	HOLD so far (not final: the soak runs on) worst: phase-mismatch 8.26× over 3m
+//	peak burn per look ▁▁▂▃▅▇  (█ = 10×)
+//	  phase-mismatch: thin evidence: 1 bad of 121 events …
+func (s Status) Lines(width int) []string {
+	v := s.Verdict
+	head := fmt.Sprintf("watching stage %s of %s: look %d of %d, %s of the %s soak left", s.Stage, s.Policy, s.Look, s.Looks,
+		model.Duration(max(s.Left, 0).Round(time.Second)), model.Duration(s.Soak))
+	if s.NextIn > 0 {
+		head += fmt.Sprintf(", next look in %s", s.NextIn.Round(time.Second))
+	}
+	lines := Wrap(head, width, "", "  ")
+	state := Badge(v.Decision)
+	switch {
+	case s.Final:
+		state += " (decides the stage)"
+	default:
+		state += " so far (not final: the soak runs on)"
+	}
+	if w := worst(v); w != "" {
+		state += "  worst: " + w
+	}
+	lines = append(lines, Wrap(state, width, "", "  ")...)
+	lines = append(lines, Shorten(fmt.Sprintf("peak burn per look %s  (█ = %g×)", Sparkline(s.Burns, s.Factor, width-30), s.Factor), width))
+	reason := Wrap(v.Reason, width, "  ", "    ")
+	if len(reason) > 2 {
+		reason = reason[:2]
+		reason[1] = Shorten(reason[1]+" …", width)
+	}
+	return append(lines, reason...)
+}
+
+// Line is the status as one timestamped log line: the look's time, look k
+// of n, the decision so far, the stage time left, the worst SLI and the
+// reason, whole.
+func (s Status) Line() string {
+	v := s.Verdict
+	state := string(v.Decision)
+	if !s.Final {
+		state += " so far"
+	}
+	line := fmt.Sprintf("%s  look %d/%d  %s  %s left", v.Time.Format(time.RFC3339), s.Look, s.Looks, state, model.Duration(max(s.Left, 0).Round(time.Second)))
+	if w := worst(v); w != "" {
+		line += "  worst " + w
+	}
+	return line + "  " + v.Reason
+}
+
+// worst names the SLI with the worst decision (the highest burn among
+// equals) and its peak window burn: "phase-mismatch 8.26× over 3m".
+// Empty when no SLI has a burn.
+func worst(v *analysis.Verdict) string {
+	var top *analysis.SLIResult
+	topBurn := math.Inf(-1)
+	for i := range v.SLIs {
+		s := &v.SLIs[i]
+		b := float64(s.MaxBurn())
+		if math.IsNaN(b) {
+			b = -1
+		}
+		if top == nil || s.Decision.Severity() > top.Decision.Severity() ||
+			(s.Decision.Severity() == top.Decision.Severity() && b > topBurn) {
+			top, topBurn = s, b
+		}
+	}
+	if top == nil || topBurn < 0 {
+		if top != nil && top.Decision != analysis.Pass {
+			return top.Name + " (no data)"
+		}
+		return ""
+	}
+	window := ""
+	for _, w := range top.Windows {
+		if float64(w.Burn) == topBurn {
+			window = " over " + w.Window
+			break
+		}
+	}
+	return fmt.Sprintf("%s %s%s", top.Name, Burn(analysis.Num(topBurn)), window)
+}
+
+// sparks are the sparkline's eight levels, lowest first.
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// Sparkline draws burns, the last at most n of them, one cell each, on a
+// log scale from 0 to top (a burn of top or more is a full cell, budget
+// (1×) about a third): "▁▁▂▃█". A look without data is "·".
+func Sparkline(burns []float64, top float64, n int) string {
+	if n < 1 {
+		return ""
+	}
+	if len(burns) > n {
+		burns = burns[len(burns)-n:]
+	}
+	top = max(top, 1)
+	var b strings.Builder
+	for _, x := range burns {
+		if math.IsNaN(x) || x < 0 {
+			b.WriteRune('·')
+			continue
+		}
+		level := int(math.Round(math.Log1p(x) / math.Log1p(top) * float64(len(sparks)-1)))
+		b.WriteRune(sparks[min(max(level, 0), len(sparks)-1)])
+	}
+	return b.String()
+}
