@@ -14,6 +14,11 @@ need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
+if ! command -v node >/dev/null; then
+	need+=(nodejs npm)
+elif ! command -v npm >/dev/null; then
+	need+=(npm)
+fi
 if ((${#need[@]})); then
 	echo "test.sh: installing ${need[*]} (Debian packages) for the real-server tests" >&2
 	sudo=""
@@ -39,7 +44,22 @@ go build -C e2e/kwok -trimpath -o "$PHASEGUARD_E2E_BIN" sigs.k8s.io/kwok/cmd/kwo
 echo "test.sh: building argo-oldest-loader (Argo Rollouts v1.7.2) into $PHASEGUARD_E2E_BIN" >&2
 go build -C e2e/argo-oldest -trimpath -o "$PHASEGUARD_E2E_BIN/argo-oldest-loader" .
 
-# The real Prometheus and VictoriaMetrics tests must not skip when they are
-# what CI is for (promtest.Binary fails them under CI=true).
+# Mermaid's own parser (npm mermaid@11, with jsdom as its DOM, under node)
+# for the Mermaid chart tests (internal/mermaidtest: action.TestSummaryCharts
+# parses every chart the Action's job summary can hold). jsdom 26 is the
+# last that runs on Debian 12's node 18. They find the packages through
+# PHASEGUARD_MERMAID; a stamp file names what was installed.
+export PHASEGUARD_MERMAID="${PHASEGUARD_MERMAID:-${XDG_CACHE_HOME:-$HOME/.cache}/phaseguard/mermaid}"
+mermaid_packages=(mermaid@11 jsdom@26) # = mermaidtest.Packages
+if [[ $(cat "$PHASEGUARD_MERMAID/.phaseguard-packages" 2>/dev/null) != "${mermaid_packages[*]}" ]]; then
+	echo "test.sh: installing ${mermaid_packages[*]} (npm) into $PHASEGUARD_MERMAID" >&2
+	mkdir -p "$PHASEGUARD_MERMAID"
+	npm install --prefix "$PHASEGUARD_MERMAID" --no-audit --no-fund --loglevel=error "${mermaid_packages[@]}" >/dev/null
+	echo "${mermaid_packages[*]}" >"$PHASEGUARD_MERMAID/.phaseguard-packages"
+fi
+
+# The real Prometheus, VictoriaMetrics and Mermaid tests must not skip when
+# they are what CI is for (promtest.Binary and mermaidtest.New fail them
+# under CI=true).
 export CI="${CI:-true}"
 go test -race -count=1 -timeout 30m "$@" ./...
