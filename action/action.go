@@ -201,7 +201,7 @@ type run struct {
 	reason       string
 	looks        []*analysis.Verdict
 	start        time.Time
-	inputErrs    []string
+	inputErrs    []inputError
 	notes        []string
 	broken       bool // exit ExitError
 	rollback     bool
@@ -371,9 +371,9 @@ func (r *run) invalid(err error) {
 		if e == nil {
 			continue
 		}
-		r.inputErrs = append(r.inputErrs, oneLine(e.Error()))
+		r.inputErrs = append(r.inputErrs, newInputError(e.Error()))
 	}
-	reason := "invalid input: " + r.inputErrs[0]
+	reason := "invalid input: " + r.inputErrs[0].String()
 	if n := len(r.inputErrs); n > 1 {
 		reason += fmt.Sprintf(" (+%d more)", n-1)
 	}
@@ -545,7 +545,7 @@ func (r *run) finish(ctx context.Context) int {
 		stage = in.stage.Name
 	}
 	for _, e := range r.inputErrs {
-		r.annotate("error", "phaseguard: invalid input", e)
+		r.annotate("error", "phaseguard: invalid input", e.String())
 	}
 	switch {
 	case len(r.inputErrs) > 0:
@@ -670,8 +670,22 @@ func (r *run) writeSummary(last *analysis.Verdict) error {
 		}
 	}
 	if len(r.inputErrs) > 0 {
-		// Echo nothing of a rejected configuration but the errors.
+		// Echo nothing of a rejected configuration but the errors, the
+		// stage asked for and the policy named.
 		s.Service, s.Namespace, s.CanaryHash, s.StableHash, s.Rollout = "", "", "", "", ""
+		if s.Stage == "" {
+			s.Stage = cutWords(oneLine(r.gha.GetInput(inStage)), 80)
+		}
+		if s.Policy == "" {
+			ref := r.gha.GetInput(inPolicy)
+			if ref == "" {
+				ref = defaultPolicy
+			}
+			s.PolicyFailed = true
+			if s.PolicyInline = strings.Contains(ref, "\n") || strings.HasPrefix(ref, "apiVersion"); !s.PolicyInline {
+				s.Policy = cutWords(oneLine(ref), 200)
+			}
+		}
 	}
 	if s.Stage == "" {
 		s.Stage = "?"
@@ -685,13 +699,14 @@ func (r *run) writeSummary(last *analysis.Verdict) error {
 		s.Chart, s.Legend = burnChart(r.looks, r.start)
 	}
 	// Markdown escaping changes a secret's text ('_' becomes '\_'):
-	// redact before rendering, and the page again at the sink.
+	// redact before rendering, and the page again at the sink, before it
+	// is cut to GitHub's limit (a secret cut in two would match no more).
 	redactStrings(r.sec, reflect.ValueOf(s))
 	md, err := renderSummary(s)
 	if err != nil {
 		return err
 	}
-	return appendFile(r.renv.summaryFile, r.sec.String(md))
+	return appendFile(r.renv.summaryFile, boundPage(r.sec.String(md), summaryLimit, r.sec.String(r.report)))
 }
 
 func orNone(s string) string {

@@ -39,17 +39,29 @@ type output struct {
 	id bool
 }
 
+// Bounds on an output's value, in bytes. The reason is one line for a
+// person (a chat message, a comment); an identifier is a name or a path.
+// GitHub keeps at most 1 MB of outputs per job.
+const (
+	maxOutputText = 1 << 10
+	maxOutputID   = 4 << 10
+)
+
 // writeOutputs appends outputs to the $GITHUB_OUTPUT file at path in one
-// write, each value between a delimiter drawn at random for it, and
-// redacted with set unless it is an identifier (output.id).
+// write, each value between a delimiter drawn at random for it, redacted
+// with set unless it is an identifier (output.id), then cut to
+// maxOutputText (maxOutputID) at a word or rune boundary with a mark:
+// redacted first, so that no part of a secret survives the cut unmatched.
 func writeOutputs(set *redact.Set, path string, outs []output) error {
 	var b strings.Builder
 	for _, o := range outs {
 		if !outputNameRE.MatchString(o.name) {
 			return fmt.Errorf("output name %q: not a valid name", o.name)
 		}
-		if !o.id {
-			o.value = set.String(o.value)
+		if o.id {
+			o.value = cutWords(o.value, maxOutputID)
+		} else {
+			o.value = cutWords(set.String(o.value), maxOutputText)
 		}
 		delim, err := delimiter()
 		if err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/internal/kubetest"
+	"github.com/phaseguard/phaseguard/internal/mermaidtest"
 	"github.com/phaseguard/phaseguard/internal/promtest"
 	"github.com/phaseguard/phaseguard/scenarios"
 )
@@ -85,23 +86,9 @@ func (s *scenarioServer) now() time.Time { return s.truth.End.Add(time.Hour) }
 
 func testVerdicts(t *testing.T, proms map[string]*scenarioServer) {
 	t.Parallel()
-	runURL := "https://github.com/acme/shop/actions/runs/4242"
-	cases := []struct {
-		name     string
-		scenario string
-		at       func(scenarios.Truth) time.Time
-		set      map[string]string
-		code     int
-		verdict  analysis.Decision
-		rollback bool
-		states   []string // deployment statuses written
-		looks    string
-		notice   string // annotation level
-		// reason, when set, is the start of the reason output.
-		reason string
-	}{
+	cases := []verdictCase{
 		{name: "healthy", scenario: "healthy", at: stageEnd, code: ExitPass, verdict: analysis.Pass,
-			states: []string{stateInProgress, stateSuccess}, looks: "1", notice: "notice", reason: "all 7 SLIs within budget"},
+			states: []string{stateInProgress, stateSuccess}, looks: "1", notice: "notice", reason: "all 7 SLIs pass"},
 		{name: "drain misrouting", scenario: "drain-misrouting", at: stageEnd, code: ExitFail, verdict: analysis.Fail, rollback: true,
 			states: []string{stateInProgress, stateFailure}, looks: "1", notice: "error", reason: "drain-failure: "},
 		{name: "thin traffic", scenario: "thin-traffic", at: stageEnd, code: ExitFail, verdict: analysis.Hold,
@@ -120,6 +107,53 @@ func testVerdicts(t *testing.T, proms map[string]*scenarioServer) {
 		{name: "watch cut by timeout", scenario: "healthy", at: midStage, set: map[string]string{"wait": "true", "timeout": "3m", "since": "stage start"}, code: ExitFail, verdict: analysis.Hold,
 			states: []string{stateInProgress, stateError}, looks: "6", notice: "warning", reason: "timeout after watching 3m of the 10m soak (6 of 20 looks); last look pass: "},
 	}
+	// Every chart of the runs, parsed by Mermaid's parser once they end.
+	var mu sync.Mutex
+	var charts, owners []string
+	t.Run("runs", func(t *testing.T) {
+		testVerdictRuns(t, proms, cases, func(name, summary string) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range mermaidtest.Blocks(summary) {
+				charts, owners = append(charts, c), append(owners, name)
+			}
+		})
+	})
+	t.Run("charts parse", func(t *testing.T) {
+		if len(charts) < len(cases) {
+			t.Fatalf("%d charts in the summaries of %d runs", len(charts), len(cases))
+		}
+		p := mermaidtest.New(t)
+		if p == nil {
+			return
+		}
+		for i, err := range p.Parse(t, charts) {
+			if err != nil {
+				t.Errorf("%s: Mermaid %s rejects the chart: %v\n%s", owners[i], p.Version, err, charts[i])
+			}
+		}
+	})
+}
+
+// verdictCase is one run of testVerdicts.
+type verdictCase struct {
+	name     string
+	scenario string
+	at       func(scenarios.Truth) time.Time
+	set      map[string]string
+	code     int
+	verdict  analysis.Decision
+	rollback bool
+	states   []string // deployment statuses written
+	looks    string
+	notice   string // annotation level
+	// reason, when set, is the start of the reason output.
+	reason string
+}
+
+// testVerdictRuns runs each case, handing its summary to summary.
+func testVerdictRuns(t *testing.T, proms map[string]*scenarioServer, cases []verdictCase, summary func(name, page string)) {
+	runURL := "https://github.com/acme/shop/actions/runs/4242"
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -222,6 +256,7 @@ func testVerdicts(t *testing.T, proms map[string]*scenarioServer) {
 			if strings.Contains(r.stdout, testToken) && strings.Count(r.stdout, testToken) != 1 {
 				t.Errorf("the token was printed beyond its mask")
 			}
+			summary(tc.name, r.summary)
 		})
 	}
 }
