@@ -54,7 +54,7 @@ func commands() map[string]command {
 		"backtest":       {"walk a time range at --step and print the verdict at each step", runBacktest},
 		"lint":           {"validate policy files and their PromQL", runLint},
 		"demo":           {"replay bundled canaries through the engine; no setup needed", runDemo},
-		"presets":        {"list the built-in policies, or print one as YAML", runPresets},
+		"presets":        {"list the built-in policies and SLI presets, or print one with its PromQL", runPresets},
 		"watch":          {"look at a stage every interval until it is decided, with a live status on a terminal", runWatch},
 		"plan":           {"tell whether each stage's soak can pass a canary at a given traffic, and the least that can", runPlan},
 		"action":         {"run as the GitHub Action (inputs from INPUT_* variables; see action.yml)", runAction},
