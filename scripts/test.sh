@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs phaseguard's whole test suite on a fresh machine: installs the real
 # components the tests run against (Debian's prometheus, with promtool, and
-# victoria-metrics),
+# victoria-metrics; shellcheck, which actionlint runs on the docs' workflow
+# snippets in TestDocs),
 # builds the real kube-apiserver, kube-controller-manager, Argo Rollouts
 # controller and KWOK the end-to-end tests run (modules e2e/tools and
 # e2e/kwok: minutes the first time, seconds once Go's build cache has
@@ -14,13 +15,14 @@ need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 if ! command -v node >/dev/null; then
 	need+=(nodejs npm)
 elif ! command -v npm >/dev/null; then
 	need+=(npm)
 fi
 if ((${#need[@]})); then
-	echo "test.sh: installing ${need[*]} (Debian packages) for the real-server tests" >&2
+	echo "test.sh: installing ${need[*]} (Debian packages) for the real-server tests and actionlint" >&2
 	sudo=""
 	[[ $(id -u) -ne 0 ]] && sudo="sudo"
 	$sudo apt-get update -qq
