@@ -15,6 +15,7 @@ import (
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/policies"
+	"github.com/phaseguard/phaseguard/report"
 )
 
 // The job summary is Markdown rendered with text/template: go-githubactions'
@@ -146,7 +147,10 @@ func sliSummaries(v *analysis.Verdict) []sliSummary {
 		for _, w := range s.Windows {
 			counts := fmtCount(float64(w.Bad)) + " / " + fmtCount(float64(w.Total))
 			if !ratio {
-				counts = fmtCount(float64(w.Bad)) + " events"
+				counts = "n/a"
+				if b := float64(w.Bad); !math.IsNaN(b) && !math.IsInf(b, 0) {
+					counts = report.Events(w.Bad)
+				}
 			}
 			row.Windows = append(row.Windows, windowSummary{
 				Window: w.Window,
@@ -157,7 +161,7 @@ func sliSummaries(v *analysis.Verdict) []sliSummary {
 			})
 		}
 		if b := s.Baseline; b != nil {
-			row.Baseline = fmt.Sprintf("stable %s: value %s, samples %s, p = %s", b.Hash, fmtValue(float64(b.Value), ratio), fmtCount(float64(b.Samples)), fmtNum(float64(b.PValue)))
+			row.Baseline = fmt.Sprintf("stable %s: value %s, %s, %s", b.Hash, fmtValue(float64(b.Value), ratio), report.Events(b.Samples), report.PValue(b.PValue))
 			if b.Worse {
 				row.Baseline += "; canary significantly worse"
 			}
@@ -461,11 +465,13 @@ func fmtSig(v float64) string {
 	return strconv.FormatFloat(round4(v), 'f', -1, 64)
 }
 
+// fmtCount is an event count as report.Count writes it (increase()
+// extrapolates: "<1" for a fraction of one, never "0.3"), "n/a" without.
 func fmtCount(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "n/a"
 	}
-	return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64)
+	return report.Count(analysis.Num(v))
 }
 
 // round4 rounds to 4 significant digits.
