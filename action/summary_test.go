@@ -557,13 +557,13 @@ func TestInvalidPolicySummary(t *testing.T) {
 					t.Errorf("the summary lacks the problem line %q", line)
 				}
 			}
-			for _, want := range []string{"## ❌ phaseguard: stage `canary-10` — fail\n", tc.row, "\n- input policy: policy ", fmt.Sprintf(": %d problem(s)\n", len(pe.Errs))} {
+			for _, want := range []string{"## ❌ phaseguard: stage `canary-10` — fail\n", tc.row, "\n- input policy: policy ", fmt.Sprintf(": %d problems\n", len(pe.Errs))} {
 				if !strings.Contains(r.summary, want) {
 					t.Errorf("the summary lacks %q:\n%s", want, r.summary)
 				}
 			}
 			// The reason and the annotation have the problems on one line.
-			if want := "invalid input: input policy: policy "; !strings.HasPrefix(r.outputs["reason"], want) || !strings.Contains(r.outputs["reason"], "problem(s): line 1: apiVersion: ") || !strings.Contains(r.outputs["reason"], "; line 5: spec.alpha:") {
+			if want := "invalid input: input policy: policy "; !strings.HasPrefix(r.outputs["reason"], want) || !strings.Contains(r.outputs["reason"], "problems: line 1: apiVersion: ") || !strings.Contains(r.outputs["reason"], "; line 5: spec.alpha:") {
 				t.Errorf("reason %q", r.outputs["reason"])
 			}
 			if tc.name == "inline" {

@@ -358,19 +358,30 @@ func combine(v *Verdict, p *policies.Policy) (Decision, string) {
 			return Fail, fmt.Sprintf("%s: %s%s", f[0].Name, f[0].Reason, more(len(f)))
 		}
 		e := pick(func(s SLIResult) bool { return s.Decision == Fail })
-		return Fail, fmt.Sprintf("query error on %d SLI(s) and policy onQueryError=fail: %s: %s", len(e), e[0].Name, e[0].Reason)
+		return Fail, fmt.Sprintf("query error on %s and policy onQueryError=fail: %s: %s", nSLIs(len(e)), e[0].Name, e[0].Reason)
 	case Hold:
 		h := pick(func(s SLIResult) bool { return s.Decision == Hold && s.Error == "" })
 		if len(h) > 0 {
 			return Hold, fmt.Sprintf("%s: %s%s", h[0].Name, h[0].Reason, more(len(h)))
 		}
 		e := pick(func(s SLIResult) bool { return s.Decision == Hold })
-		return Hold, fmt.Sprintf("query error on %d SLI(s), holding (policy onQueryError=hold): %s: %s", len(e), e[0].Name, e[0].Reason)
+		return Hold, fmt.Sprintf("query error on %s, holding (policy onQueryError=hold): %s: %s", nSLIs(len(e)), e[0].Name, e[0].Reason)
 	}
 	// A pass names the SLI nearest to tripping a window pair: the pairs
 	// are what count, so a single window burning over budget (1.6× over
 	// 15m, where the 15m/3m pair's limit is 2×) is no contradiction.
+	if len(v.SLIs) == 1 {
+		return Pass, "the SLI passes: no window pair burns over its limit" + nearestPair(v.SLIs, p)
+	}
 	return Pass, fmt.Sprintf("all %d SLIs pass: no window pair burns over its limit%s", len(v.SLIs), nearestPair(v.SLIs, p))
+}
+
+// nSLIs is "1 SLI" or "7 SLIs".
+func nSLIs(n int) string {
+	if n == 1 {
+		return "1 SLI"
+	}
+	return fmt.Sprintf("%d SLIs", n)
 }
 
 // nearestPair names the SLI and window pair nearest to tripping, the one

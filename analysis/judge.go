@@ -501,9 +501,16 @@ func judge(in sliInput) (SLIResult, *noData, policies.Part) {
 	case len(trips) > 0:
 		t := trips[0]
 		r.Decision = Fail
-		r.Reason = fmt.Sprintf("burning %s budget over %s (at least %s with %s confidence) and %s over %s (limit %g×): roll back",
-			fmtBurn(Num(t.over.value()/budget)), in.last(t.over.d), fmtBurn(Num(lowerBurn(kind, t.over.bad, t.over.total, budget, t.a))), confidence(t.a),
-			fmtBurn(Num(t.short.value()/budget)), in.over(t.short.d), t.pair.Factor)
+		// A restart's range may have another window's length (the 5m/1m
+		// pair's test restarted 3m ago reads "3m", like the 3m window):
+		// name the pair's long window it is the end of.
+		over := in.last(t.over.d)
+		if t.over.d != in.life && t.over.d != time.Duration(t.pair.Long) {
+			over = fmt.Sprintf("the last %s of the %s window", model.Duration(t.over.d), t.pair.Long)
+		}
+		r.Reason = fmt.Sprintf("burning %s budget over %s (at least %s with %s confidence) and %s over %s (limit %g× on the %s/%s pair): roll back",
+			fmtBurn(Num(t.over.value()/budget)), over, fmtBurn(Num(lowerBurn(kind, t.over.bad, t.over.total, budget, t.a))), confidence(t.a),
+			fmtBurn(Num(t.short.value()/budget)), in.over(t.short.d), t.pair.Factor, t.pair.Long, t.pair.Short)
 	case worse:
 		r.Decision = Fail
 		r.Reason = fmt.Sprintf("canary %s is significantly worse than stable %s over %s (more than %g× stable, p=%.2g) and burns %s of its budget: roll back",

@@ -73,7 +73,11 @@ const (
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "policy %s: %d problem(s)", e.Source, len(e.Errs))
+	noun := "problems"
+	if len(e.Errs) == 1 {
+		noun = "problem"
+	}
+	fmt.Fprintf(&b, "policy %s: %d %s", e.Source, len(e.Errs), noun)
 	for i, err := range e.Errs {
 		if i == maxShownProblems {
 			fmt.Fprintf(&b, "\n  ... and %d more", len(e.Errs)-i)

@@ -21,8 +21,7 @@ import (
 const Width = 100
 
 // Verdict writes v as a header, a table with a row per SLI (burn over
-// each window, over the canary's life with its upper bound, events in the
-// longest window) and, wrapped below it, the reason of every SLI that did
+// each window and over the canary's life, events in the longest window) and, wrapped below it, the reason of every SLI that did
 // not pass. A pass's reasons are in the table: no pair over its limit,
 // and the life's bound.
 func Verdict(w io.Writer, v *analysis.Verdict) error {
@@ -71,7 +70,7 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 	}
 	key := "burn over each window"
 	if life {
-		key += " and since the canary's start (LIFE, with its upper bound)"
+		key += " and since the canary's start (LIFE)"
 	}
 	key += "; EVENTS counted in the " + wins[0] + " window. An SLI fails only when both windows of a pair burn over the pair's limit."
 	for _, l := range Wrap(key, Width, "", "") {
@@ -90,30 +89,23 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 			fmt.Fprintln(w, l)
 		}
 	}
-	_, err := fmt.Fprintf(w, "\n%d queries; bounds at %s confidence, anytime-valid: however often the canary is looked at\n", v.Queries, analysis.FormatConfidence(v.Confidence))
+	_, err := fmt.Fprintf(w, "\n%s; bounds at %s confidence, anytime-valid: however often the canary is looked at\n", Plural(v.Queries, "query", "queries"), analysis.FormatConfidence(v.Confidence))
 	return err
 }
 
-// lifeCell is the burn since the canary's start and its upper bound,
-// "0.23× ≤0.46×", or the longest window's when the canary is younger
-// than it (the window then holds the whole life).
+// lifeCell is the burn since the canary's start, or the longest
+// window's when the canary is younger than it (the window then holds the
+// whole life). Its bound is left out: the table's bounds are at the
+// tests' level, the pass test's at alpha, and one column cannot say both
+// (the reasons in the JSON do).
 func lifeCell(s analysis.SLIResult) string {
-	var l analysis.WindowResult
 	switch {
 	case s.Life != nil:
-		l = *s.Life
+		return Burn(s.Life.Burn)
 	case len(s.Windows) > 0:
-		l = s.Windows[0]
-	default:
-		return "-"
+		return Burn(s.Windows[0].Burn)
 	}
-	if math.IsNaN(float64(l.Burn)) || math.IsInf(float64(l.Burn), 0) {
-		return "-"
-	}
-	if u := float64(l.BurnUpper); !math.IsNaN(u) && !math.IsInf(u, 0) {
-		return Burn(l.Burn) + " ≤" + Burn(l.BurnUpper)
-	}
-	return Burn(l.Burn)
+	return "-"
 }
 
 // Line is one look of a backtest: time, verdict, the highest burn over any
@@ -165,6 +157,14 @@ func Count(n analysis.Num) string {
 		return "<1"
 	}
 	return fmt.Sprintf("%.0f", f)
+}
+
+// Plural is n with its noun: "1 query", "14 queries".
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // Events is a count with its noun: "1 event", "<1 event", "12 events".

@@ -33,36 +33,36 @@ type Status struct {
 
 // Lines is the live status, each line at most width runes: the stage and
 // look, the decision so far with its worst SLI, the burn sparkline, and
-// the reason in at most two lines.
+// the reason in at most three lines. A pass names no worst SLI: its
+// reason names the one nearest to a limit.
 //
-//	watching stage canary-50 of phase-default: look 12 of 30, 9m0s of the 15m soak left, next look in 25s
-//	HOLD so far (not final: the soak runs on) worst: phase-mismatch 8.26× over 3m
-//	peak burn per look ▁▁▂▃▅▇  (█ = 10×)
+//	canary-50 of phase-default · look 12 of 30 · 9m of the 15m soak left · next look in 25s
+//	HOLD so far (not final: the soak runs on) · worst: phase-mismatch 8.26× over 3m
+//	peak window burn per look ▁▁▂▃▅▇  (█ = 10×)
 //	  phase-mismatch: thin evidence: 1 bad of 121 events …
 func (s Status) Lines(width int) []string {
 	v := s.Verdict
-	head := fmt.Sprintf("watching stage %s of %s: look %d of %d, %s of the %s soak left", s.Stage, s.Policy, s.Look, s.Looks,
+	head := fmt.Sprintf("%s of %s · look %d of %d · %s of the %s soak left", s.Stage, s.Policy, s.Look, s.Looks,
 		model.Duration(max(s.Left, 0).Round(time.Second)), model.Duration(s.Soak))
 	if s.NextIn > 0 {
-		head += fmt.Sprintf(", next look in %s", s.NextIn.Round(time.Second))
+		head += fmt.Sprintf(" · next look in %s", s.NextIn.Round(time.Second))
 	}
 	lines := Wrap(head, width, "", "  ")
 	state := Badge(v.Decision)
-	switch {
-	case s.Final:
+	if s.Final {
 		state += " (decides the stage)"
-	default:
+	} else {
 		state += " so far (not final: the soak runs on)"
 	}
-	if w := worst(v); w != "" {
-		state += "  worst: " + w
+	if w := worst(v); w != "" && v.Decision != analysis.Pass {
+		state += " · worst: " + w
 	}
 	lines = append(lines, Wrap(state, width, "", "  ")...)
-	lines = append(lines, Shorten(fmt.Sprintf("peak burn per look %s  (█ = %g×)", Sparkline(s.Burns, s.Factor, width-30), s.Factor), width))
+	lines = append(lines, Shorten(fmt.Sprintf("peak window burn per look %s  (█ = %g×)", Sparkline(s.Burns, s.Factor, width-36), s.Factor), width))
 	reason := Wrap(v.Reason, width, "  ", "    ")
-	if len(reason) > 2 {
-		reason = reason[:2]
-		reason[1] = Shorten(reason[1]+" …", width)
+	if len(reason) > 3 {
+		reason = reason[:3]
+		reason[2] = Shorten(reason[2]+" …", width)
 	}
 	return append(lines, reason...)
 }
@@ -77,7 +77,7 @@ func (s Status) Line() string {
 		state += " so far"
 	}
 	line := fmt.Sprintf("%s  look %d/%d  %s  %s left", v.Time.Format(time.RFC3339), s.Look, s.Looks, state, model.Duration(max(s.Left, 0).Round(time.Second)))
-	if w := worst(v); w != "" {
+	if w := worst(v); w != "" && v.Decision != analysis.Pass {
 		line += "  worst " + w
 	}
 	return line + "  " + v.Reason

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/phaseguard/phaseguard/policies"
+	"github.com/phaseguard/phaseguard/report"
 )
 
 func runLint(_ context.Context, e env, args []string) int {
@@ -51,7 +52,7 @@ func runLint(_ context.Context, e env, args []string) int {
 		if len(stages) == 0 {
 			stages = []string{"none"}
 		}
-		fmt.Fprintf(e.stdout, "%s: ok: policy %s, %d SLIs, %d window pairs, stages %s\n", path, p.Metadata.Name, len(p.Spec.SLIs), len(p.Spec.Windows), strings.Join(stages, " -> "))
+		fmt.Fprintf(e.stdout, "%s: ok: policy %s, %s, %s, stages %s\n", path, p.Metadata.Name, report.Plural(len(p.Spec.SLIs), "SLI", "SLIs"), report.Plural(len(p.Spec.Windows), "window pair", "window pairs"), strings.Join(stages, " -> "))
 	}
 	return code
 }

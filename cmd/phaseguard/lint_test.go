@@ -80,7 +80,7 @@ func TestLintRatioRate(t *testing.T) {
 		rate + `: line 14: spec.slis[0].ratio.bad: SLI "drain-failure-rate": query "sum(rate(phase_requests_total{`,
 		rate + `: line 15: spec.slis[0].ratio.total: SLI "drain-failure-rate": query "sum(rate(phase_requests_total{`,
 		"counts with rate(), events per second", "use increase()",
-		increase + ": ok: policy drain-by-increase, 1 SLIs, 2 window pairs, stages none",
+		increase + ": ok: policy drain-by-increase, 1 SLI, 2 window pairs, stages none",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/policies"
+	"github.com/phaseguard/phaseguard/report"
 )
 
 // runPlan tells, for a policy and a canary's traffic, per stage and SLI,
@@ -50,7 +52,11 @@ func runPlan(_ context.Context, e env, args []string) int {
 		}
 		return code
 	}
-	fmt.Fprintf(e.stdout, "policy %s, a clean canary at %g events/s per ratio SLI: can each stage's soak pass?\n\n", p.Metadata.Name, *rate)
+	unit := "events/s"
+	if *rate == 1 {
+		unit = "event/s"
+	}
+	fmt.Fprintf(e.stdout, "policy %s, a clean canary at %g %s per ratio SLI: can each stage's soak pass?\n\n", p.Metadata.Name, *rate, unit)
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STAGE\tSOAK\tLIFE\tSLI\tKIND\tNEEDS\tPASS\tLEAST TRAFFIC")
 	for _, r := range rows {
@@ -65,7 +71,7 @@ func runPlan(_ context.Context, e env, args []string) int {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stage, model.Duration(r.Soak), model.Duration(r.Life), r.SLI, r.Kind, needs(r.Needs), pass, least)
 	}
 	tw.Flush()
-	fmt.Fprintln(e.stdout, "\nNEEDS: the traffic time the evidence since the canary's start must hold to rule out the fastest pair's burn with no bad event; a pass at a stage's end needs it within every soak so far (the canary's life then).")
+	fmt.Fprintln(e.stdout, "\n"+strings.Join(report.Wrap("NEEDS: the traffic time the evidence since the canary's start must hold to rule out the fastest pair's burn with no bad event; a pass at a stage's end needs it within every soak so far (the canary's life then).", report.Width, "", "  "), "\n"))
 	return code
 }
 

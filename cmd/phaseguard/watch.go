@@ -16,9 +16,8 @@ import (
 	"github.com/phaseguard/phaseguard/report"
 )
 
-// maxCatchUp bounds the looks a watch makes at once for a stage that
-// started before the watch: the latest ones, enough for the burn history.
-const maxCatchUp = 20
+// maxPace bounds --pace: a replay is for watching, not waiting.
+const maxPace = time.Hour
 
 // runWatch looks at one stage every interval, as the Argo plugin and the
 // Action's wait mode do, until analysis.StageDecided: a fail at any look,
@@ -41,14 +40,17 @@ func runWatch(ctx context.Context, e env, args []string) int {
 	switch {
 	case *status != "auto" && *status != "live" && *status != "lines":
 		return fail(e, "watch", fmt.Errorf("--status %q: want auto, live or lines", *status))
-	case *pace < 0:
-		return fail(e, "watch", fmt.Errorf("--pace %s: must not be negative", *pace))
+	case *pace < 0 || *pace > maxPace:
+		return fail(e, "watch", fmt.Errorf("--pace %s: want 0 to %s", *pace, model.Duration(maxPace)))
 	}
 	src, p, err := t.open(e.secrets)
 	if err != nil {
 		return fail(e, "watch", err)
 	}
 	defer src.Close()
+	if len(p.Spec.Stages) == 0 {
+		return fail(e, "watch", fmt.Errorf("policy %s has no stages: a watch ends at a stage's soak", p.Metadata.Name))
+	}
 	stage, idx := p.Stage(t.stage)
 	if idx < 0 {
 		return fail(e, "watch", fmt.Errorf("--stage %q: want a stage of policy %s (%s): its soak ends the watch", t.stage, p.Metadata.Name, stageNames(p)))
@@ -58,6 +60,9 @@ func runWatch(ctx context.Context, e env, args []string) int {
 	}
 	start, err := watchStart(*startFlag, src, p, idx)
 	if err != nil {
+		return fail(e, "watch", err)
+	}
+	if err := checkStart(start, t.sinceTime, src, time.Duration(p.Spec.Interval)); err != nil {
 		return fail(e, "watch", err)
 	}
 	w := &watch{
@@ -88,6 +93,27 @@ func watchStart(flagValue string, src *source, p *policies.Policy, idx int) (tim
 		}
 	}
 	return parseTime("start", flagValue, def)
+}
+
+// checkStart refuses a stage start the watch cannot judge: before the
+// canary's start (--since), outside replayed data, or later than an
+// interval from now (a live watch would wait for it in silence).
+func checkStart(start, since time.Time, src *source, interval time.Duration) error {
+	at := start.Format(time.RFC3339)
+	if !since.IsZero() && start.Before(since) {
+		return fmt.Errorf("--start %s is before --since %s: the stage starts when the canary has served since its start, not before", at, since.Format(time.RFC3339))
+	}
+	if src.store != nil {
+		first, last := src.store.Range()
+		if start.Before(first) || !start.Before(last) {
+			return fmt.Errorf("--start %s: the replayed data runs from %s to %s", at, first.Format(time.RFC3339), last.Format(time.RFC3339))
+		}
+		return nil
+	}
+	if start.After(time.Now().Add(interval)) {
+		return fmt.Errorf("--start %s is in the future: give the stage's start, or leave it out for now", at)
+	}
+	return nil
 }
 
 func stageNames(p *policies.Policy) string {
@@ -122,16 +148,14 @@ func (w *watch) run(ctx context.Context) int {
 	if w.src.store != nil {
 		_, dataEnd = w.src.store.Range()
 	}
-	first := 1
-	if w.src.store == nil {
-		// Looks already due are made at once: the latest maxCatchUp.
-		due := int(time.Since(w.start) / w.interval)
-		first = max(1, min(due, w.looks)-maxCatchUp+1)
-	}
+	// Looks already due (a stage that started before the watch) are all
+	// made at once: a fault seen only at one of them fails the stage, as
+	// it would have then.
+	w.announce()
 	st := report.Status{Policy: w.policy.Metadata.Name, Stage: w.stage.Name, Looks: w.looks, Soak: soak, Factor: maxFactor(w.policy)}
 	var last *analysis.Verdict
 	stopped := ""
-	for k := first; k <= w.looks; k++ {
+	for k := 1; k <= w.looks; k++ {
 		at := w.start.Add(time.Duration(k) * w.interval)
 		if !dataEnd.IsZero() && at.After(dataEnd) {
 			stopped = fmt.Sprintf("the data ends at %s", dataEnd.Format(time.RFC3339))
@@ -175,6 +199,18 @@ func (w *watch) run(ctx context.Context) int {
 		}
 	}
 	return w.finish(last, stopped)
+}
+
+// announce says what will be watched before the first look, which may be
+// an interval away.
+func (w *watch) announce() {
+	line := fmt.Sprintf("watching stage %s of %s: %d looks every %s from %s, the first at %s", w.stage.Name, w.policy.Metadata.Name,
+		w.looks, model.Duration(w.interval), w.start.Format(time.RFC3339), w.start.Add(w.interval).Format(time.RFC3339))
+	if w.t.output == "json" {
+		fmt.Fprintln(w.e.stderr, "phaseguard watch: "+line)
+		return
+	}
+	fmt.Fprintln(w.e.stdout, strings.Join(report.Wrap(line, w.width, "", "  "), "\n"))
 }
 
 // wait sleeps until the look at at is due, redrawing the live status's
@@ -245,16 +281,32 @@ func (w *watch) clear() {
 func (w *watch) finish(last *analysis.Verdict, stopped string) int {
 	out := w.e.stdout
 	soak := time.Duration(w.stage.Soak)
-	if w.live {
+	if w.live && w.shown > 0 {
 		// The status stays on screen, above the report, as the watch's record.
 		fmt.Fprintln(out)
 	}
+	undecided := last == nil || (stopped != "" && !analysis.StageDecided(last, w.start, soak))
+	if undecided && last != nil {
+		// The stage's verdict is a hold whatever the last look said: a
+		// copy of it says so, with the look's reason after why.
+		watched := model.Duration(last.Time.Sub(w.start).Truncate(time.Second))
+		held := *last
+		held.Decision = analysis.Hold
+		held.Reason = fmt.Sprintf("%s after watching %s of the %s soak: the stage is undecided, which is not a pass; its last look (%s): %s",
+			stopped, watched, w.stage.Soak, last.Decision, last.Reason)
+		last = &held
+	}
 	if w.t.output == "json" {
-		// Every look's verdict is on stdout already; why it stopped goes
-		// to stderr.
-		if last == nil || (stopped != "" && !analysis.StageDecided(last, w.start, soak)) {
-			fmt.Fprintf(w.e.stderr, "phaseguard watch: %s before stage %s was decided: hold\n", cmpOr(stopped, "stopped"), w.stage.Name)
+		// Every look's verdict is on stdout already; an undecided stage
+		// ends with its hold.
+		if last == nil {
+			fmt.Fprintf(w.e.stderr, "phaseguard watch: %s before the first look of stage %s: hold\n", cmpOr(stopped, "stopped"), w.stage.Name)
 			return exitHold
+		}
+		if undecided {
+			if err := writeVerdict(out, "json", last); err != nil {
+				return fail(w.e, "watch", err)
+			}
 		}
 		return exitCode(last.Decision)
 	}
@@ -262,17 +314,11 @@ func (w *watch) finish(last *analysis.Verdict, stopped string) int {
 		fmt.Fprintf(out, "HOLD  stage %s: %s before the first look: not a pass\n", w.stage.Name, cmpOr(stopped, "stopped"))
 		return exitHold
 	}
-	if stopped != "" && !analysis.StageDecided(last, w.start, soak) {
-		watched := last.Time.Sub(w.start)
-		fmt.Fprintf(out, "%s after watching %s of the %s soak: the stage is undecided, which is not a pass. The verdict so far:\n\n",
-			upperFirst(stopped), model.Duration(watched.Truncate(time.Second)), w.stage.Soak)
-		if err := report.Verdict(out, last); err != nil {
-			return fail(w.e, "watch", err)
-		}
-		return exitHold
-	}
 	if err := report.Verdict(out, last); err != nil {
 		return fail(w.e, "watch", err)
+	}
+	if undecided {
+		return exitHold
 	}
 	fmt.Fprintf(out, "\nstage %s decided at +%s: %s\n", w.stage.Name, model.Duration(last.Time.Sub(w.start)), map[analysis.Decision]string{
 		analysis.Pass: "pass: its soak was watched to its end",
@@ -290,11 +336,4 @@ func maxFactor(p *policies.Policy) float64 {
 		f = max(f, w.Factor)
 	}
 	return f
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

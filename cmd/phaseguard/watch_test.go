@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -73,10 +74,14 @@ func TestWatchLive(t *testing.T) {
 		t.Fatalf("%d redraws, want 9 (10 looks)", len(redraws))
 	}
 	// Each redraw moves up over exactly the lines the last status drew.
-	prev := 0
-	for _, r := range redraws {
+	// The first status follows the line that announces the watch.
+	prev := strings.Index(out, "canary-50 of phase-default · look 1 of 30")
+	if prev < 0 {
+		t.Fatalf("no first status:\n%s", out)
+	}
+	for i, r := range redraws {
 		status := out[prev:r[0]]
-		if prev > 0 {
+		if i > 0 {
 			status = status[strings.Index(status, "J")+1:]
 		}
 		if up := out[r[2]:r[3]]; up != strconv.Itoa(strings.Count(status, "\n")) {
@@ -85,7 +90,7 @@ func TestWatchLive(t *testing.T) {
 		prev = r[0]
 	}
 	final := out[redraws[len(redraws)-1][1]:]
-	for _, want := range []string{"look 10 of 30", "FAIL (decides the stage)", "worst: flaps 80.0× over 1m", "peak burn per look ▂▂████████", "stage canary-50 decided at +5m: fail: roll back"} {
+	for _, want := range []string{"look 10 of 30", "FAIL (decides the stage)", "worst: flaps 80.0× over 1m", "peak window burn per look ▂▂████████", "stage canary-50 decided at +5m: fail: roll back"} {
 		if !strings.Contains(final, want) {
 			t.Errorf("last status and report lack %q:\n%s", want, final)
 		}
@@ -135,10 +140,13 @@ func TestWatchInterrupted(t *testing.T) {
 	if code != exitHold {
 		t.Fatalf("exit %d, want %d (hold)\n%s\n%s", code, exitHold, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"Interrupted after watching", "of the 15m soak: the stage is undecided, which is not a pass", "PASS  policy phase-default"} {
-		if !strings.Contains(stdout.String(), want) {
+	for _, want := range []string{"HOLD policy phase-default stage canary-50", "interrupted after watching", "of the 15m soak: the stage is undecided, which is not a pass; its last look (pass): all 7 SLIs pass"} {
+		if !strings.Contains(strings.Join(strings.Fields(stdout.String()), " "), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
+	}
+	if strings.Contains(stdout.String(), "PASS  policy") {
+		t.Errorf("an interrupted stage reads as a pass:\n%s", stdout.String())
 	}
 
 	cancelled, stop := context.WithCancel(context.Background())
@@ -177,14 +185,24 @@ func TestWatchJSON(t *testing.T) {
 	_, end := st.Range()
 	st.Close()
 	code, out, errOut = runCLI(t, "watch", "--replay", "healthy", "--stage", "canary-50", "--start", end.Add(-2*time.Minute).Format(time.RFC3339))
-	if code != exitHold || !strings.Contains(out, "The data ends at") {
+	if code != exitHold || !strings.Contains(out, "HOLD  policy") || !strings.Contains(out, "the data ends at") {
 		t.Errorf("stage past the data: exit %d, want %d, and why:\n%s\n%s", code, exitHold, out, errOut)
+	}
+	// As JSON, the stage's hold is the last line: a script reading it
+	// never takes the last look's pass for the stage's.
+	code, out, _ = runCLI(t, "watch", "--replay", "healthy", "--stage", "canary-50", "--output", "json", "--start", end.Add(-2*time.Minute).Format(time.RFC3339))
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	var held struct{ Verdict, Reason string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &held); err != nil || code != exitHold || held.Verdict != "hold" || !strings.Contains(held.Reason, "its last look (pass)") {
+		t.Errorf("stage past the data, JSON: exit %d, last line %q (%v)", code, lines[len(lines)-1], err)
 	}
 }
 
-// TestWatchPrometheus watches against a real Prometheus a stage whose
-// looks are all due (it started in the past): the watch makes the latest
-// maxCatchUp of them at once and decides as the replay does.
+// TestWatchPrometheus watches against a real Prometheus a stage that
+// started before the watch: every look already due is made at once, so a
+// fault seen at an early look only still fails the stage. A transient
+// drain fault (20× from the stage's 2nd to 5th minute) in a 20m stage:
+// the later looks pass, the stage fails.
 func TestWatchPrometheus(t *testing.T) {
 	t.Parallel()
 	b, _ := scenarios.Lookup("healthy")
@@ -196,11 +214,28 @@ func TestWatchPrometheus(t *testing.T) {
 	if code != exitPass {
 		t.Fatalf("exit %d, want pass\n%s\n%s", code, out, errOut)
 	}
-	if n := strings.Count(out, "  look "); n != maxCatchUp {
-		t.Errorf("%d looks, want the latest %d", n, maxCatchUp)
+	if n := strings.Count(out, "  look "); n != 30 {
+		t.Errorf("%d looks, want every one of the 30 due", n)
 	}
-	if !strings.Contains(out, "  look 11/30  ") || !strings.Contains(out, "  look 30/30  pass  0s left") {
-		t.Errorf("want looks 11 to 30:\n%s", out)
+	if !strings.Contains(out, "  look 1/30  ") || !strings.Contains(out, "  look 30/30  pass  0s left") {
+		t.Errorf("want looks 1 to 30:\n%s", out)
+	}
+
+	// testdata/transient: a canary at 50 requests/s, 15 s scrapes, whose
+	// drain failures burn 20× from 00:12 to 00:15 only (a new-user trial's
+	// data): every look made, the stage fails at the fault's looks.
+	data, err := os.ReadFile("testdata/transient/data.om")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom = promtest.Start(t, promtest.Backfill(data))
+	args := []string{"--policy", "testdata/transient/policy.yaml", "--service", "checkout", "--canary-hash", "7f8c9d6b4",
+		"--stage", "long", "--since", "2026-01-01T00:00:00Z", "--start", "2026-01-01T00:10:00Z"}
+	for _, src := range [][]string{{"--prometheus", prom.URL()}, {"--replay", "testdata/transient/data.om"}} {
+		code, out, errOut := runCLI(t, append(append([]string{"watch"}, src...), args...)...)
+		if code != exitFail || !strings.Contains(out, "stage long decided at +") || !strings.Contains(out, "fail: roll back") {
+			t.Errorf("%s: exit %d, want the transient fault to fail the stage\n%s\n%s", src[0], code, out, errOut)
+		}
 	}
 }
 
@@ -214,9 +249,15 @@ func TestWatchBadInput(t *testing.T) {
 		{[]string{"--replay", "healthy"}, `--stage "": want a stage of policy phase-default (canary-10, canary-50, full)`},
 		{[]string{"--replay", "healthy", "--stage", "canary-99"}, `--stage "canary-99"`},
 		{[]string{"--replay", "healthy", "--stage", "full", "--status", "tty"}, `--status "tty": want auto, live or lines`},
-		{[]string{"--replay", "healthy", "--stage", "full", "--pace", "-1s"}, "--pace -1s: must not be negative"},
+		{[]string{"--replay", "healthy", "--stage", "full", "--pace", "-1s"}, "--pace -1s: want 0 to 1h"},
+		{[]string{"--replay", "healthy", "--stage", "full", "--pace", "87600h"}, "--pace 87600h0m0s: want 0 to 1h"},
 		{[]string{"--prometheus", "http://127.0.0.1:1", "--stage", "full", "--pace", "1s"}, "--pace is for --replay"},
 		{[]string{"--replay", "healthy", "--stage", "full", "--start", "yesterday"}, `--start "yesterday"`},
+		{[]string{"--replay", "healthy", "--stage", "full", "--start", "1970-01-01T00:00:00Z"}, "--start 1970-01-01T00:00:00Z is before --since 2026-01-01T00:10:00Z"},
+		{[]string{"--replay", "healthy", "--stage", "full", "--start", "2027-01-01T00:00:00Z"}, "--start 2027-01-01T00:00:00Z: the replayed data runs from"},
+		{[]string{"--prometheus", "http://127.0.0.1:1", "--stage", "full", "--start", "9999-01-01T00:00:00Z"}, "--start 9999-01-01T00:00:00Z is in the future"},
+		{[]string{"--replay", "healthy", "--stage", "full", "--since", "2026-01-01T00:30:00Z", "--start", "2026-01-01T00:20:00Z"}, "--start 2026-01-01T00:20:00Z is before --since 2026-01-01T00:30:00Z"},
+		{[]string{"--replay", "healthy", "--policy", "testdata/nostages.yaml", "--stage", "full"}, "policy nostages has no stages"},
 	} {
 		code, out, errOut := runCLI(t, append([]string{"watch"}, tt.args...)...)
 		if code != exitError || !strings.Contains(errOut, tt.want) || out != "" {
