@@ -517,6 +517,21 @@ func TestCutWords(t *testing.T) {
 	}
 }
 
+// TestDryRunInvalidInput: a dry run with an invalid input fails the step
+// (exit 3), and its summary's note says so instead of "nothing failed".
+func TestDryRunInvalidInput(t *testing.T) {
+	t.Parallel()
+	in := validInputs(noCalls(t, "Prometheus"))
+	in["stage"], in["dry-run"] = "canary-25", "true"
+	r := newStep(t, in).run(context.Background())
+	if r.code != ExitError {
+		t.Errorf("exit %d, want %d", r.code, ExitError)
+	}
+	if want := "invalid inputs fail the step even in a dry run"; !strings.Contains(r.summary, want) || strings.Contains(r.summary, "rolled back or failed") {
+		t.Errorf("the summary's note does not say %q:\n%s", want, r.summary)
+	}
+}
+
 // TestInvalidPolicySummary: a policy that does not load gives a summary
 // naming the stage asked for and the policy named, with one problem per
 // line (golden files: go test ./action -run TestInvalidPolicySummary
