@@ -449,13 +449,6 @@ func fmtBurn(v float64) string {
 	return fmtSig(v) + "×"
 }
 
-func fmtNum(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "n/a"
-	}
-	return fmtSig(v)
-}
-
 // fmtSig prints 4 significant digits, in plain notation between 0.0001 and
 // a million and in e-notation (1.2e-07) outside.
 func fmtSig(v float64) string {
