@@ -546,40 +546,33 @@ func cutNote(page string, at int, report string) string {
 		}
 		return "", false
 	}
+	// headings are text's headings outside code blocks.
+	headings := func(text string) []string {
+		var hs []string
+		fence := ""
+		for _, line := range strings.Split(text, "\n") {
+			if fence != "" {
+				if closesFence(line, fence) {
+					fence = ""
+				}
+				continue
+			}
+			if f, ok := opensFence(line); ok {
+				fence = f
+				continue
+			}
+			if h, ok := heading(line); ok {
+				hs = append(hs, h)
+			}
+		}
+		return hs
+	}
 	var left []string
 	// The section the cut falls in, when it is not cut at its heading.
-	fence := ""
-	for _, line := range strings.Split(page[:at], "\n") {
-		if fence != "" {
-			if closesFence(line, fence) {
-				fence = ""
-			}
-			continue
-		}
-		if f, ok := opensFence(line); ok {
-			fence = f
-			continue
-		}
-		if h, ok := heading(line); ok {
-			left = []string{"the rest of " + h}
-		}
+	if before := headings(page[:at]); len(before) > 0 {
+		left = []string{"the rest of " + before[len(before)-1]}
 	}
-	fence = ""
-	for _, line := range strings.Split(page[at:], "\n") {
-		if fence != "" {
-			if closesFence(line, fence) {
-				fence = ""
-			}
-			continue
-		}
-		if f, ok := opensFence(line); ok {
-			fence = f
-			continue
-		}
-		if h, ok := heading(line); ok {
-			left = append(left, h)
-		}
-	}
+	left = append(left, headings(page[at:])...)
 	const maxNamed = 20
 	if n := len(left); n > maxNamed {
 		left = append(left[:maxNamed], fmt.Sprintf("%d more sections", n-maxNamed))
