@@ -213,7 +213,7 @@ func TestContract(t *testing.T) {
 		got.Metadata["stage.startedAt"] = time.Now().Add(-11 * time.Minute).UTC().Format(time.RFC3339Nano)
 		got = p.Resume(ar, m, got)
 		t.Logf("at soak end: %s %q", got.Phase, got.Message)
-		if got.Phase != v1alpha1.AnalysisPhaseInconclusive || !strings.Contains(got.Message, "query error on 7 SLI(s), holding") || !strings.Contains(got.Message, "connection refused") {
+		if got.Phase != v1alpha1.AnalysisPhaseInconclusive || !strings.Contains(got.Message, "query error on 7 SLIs, holding") || !strings.Contains(got.Message, "connection refused") {
 			t.Errorf("Resume at soak end: %s %q, want Inconclusive naming the query error", got.Phase, got.Message)
 		}
 		look, lm := argoProvider(t, sc["healthy"].config(prom.URL(), ""))
