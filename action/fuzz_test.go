@@ -52,6 +52,9 @@ func FuzzInputs(f *testing.F) {
 		{"http://user:pw-8d7e6f5a@prometheus:9090", "", "user", "pw-8d7e6f5a", "", "1h30m", "6h1s", "", "", 1},
 		{"https://p:9090/?access_token=tok-1c2d3e4f#frag", "tok-1c2d3e4f\n::set-output name=x::y", "us:er", "pw\x00-2a3b", "Authorization: Bearer tok-9a8b7c6d\nbad line\nX-Key: \x7f\n", "0s", "-1m", "ghp\r\n", "HEAD", 3},
 		{"http:user:pw-4e5f6a7b@p:9090", "", "u", "pw-4e5f6a7b", "X-Api-Key:   key-0f1e2d3c  \r\nX-Api-Key: key-4b5a6978\n# comment\n", "9999999999999999999h", "1y", "", "", 4},
+		// Found by .ci/run: the URL's path, quoted, held what reads as a password.
+		{"a:///:000000@", "", "", "", "", "0", "0", "", "", 0},
+		{"http:///:pw-5a6b7c8d@h", "", "", "", "", "", "", "", "", 0},
 		{"ftp://p", "", "", "", ":nameless\nName With Space: v-12345678\nCookie: session-abcdef12", "1e3", "30", "", "", 2},
 	}
 	for _, s := range seeds {

@@ -248,7 +248,7 @@ func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*input
 	// Prometheus.
 	in.promURL = rawURL
 	if err := checkPromURL(rawURL); err != nil {
-		errs = append(errs, &InputError{Input: inPromURL, Value: redactURL(rawURL), Msg: err.Error()})
+		errs = append(errs, &InputError{Input: inPromURL, Msg: err.Error()})
 	}
 	in.promHTTP = config.DefaultHTTPClientConfig
 	if err := checkHeaderValue(token); err != nil {
@@ -425,45 +425,19 @@ func loadPolicy(ref, workspace string) (*policies.Policy, error) {
 }
 
 // checkPromURL accepts an http(s) URL with a host and no credentials,
-// query or fragment: the API paths are appended to it.
+// query or fragment: the API paths are appended to it. It is
+// promapi.CheckURL, as the CLI and the plugin check theirs, whose errors
+// quote no part of a URL that may hold a credential ("a:///:token@"
+// quotes nothing); user-info gets the inputs that take its place.
 func checkPromURL(raw string) error {
 	if raw == "" {
 		return errors.New("required: the base URL of the Prometheus HTTP API")
 	}
-	if hasControl(raw) || strings.ContainsAny(raw, " \t") {
-		return errors.New("contains spaces or control characters")
+	err := promapi.CheckURL(raw)
+	if u, perr := url.Parse(raw); err != nil && perr == nil && u.User != nil {
+		return fmt.Errorf("url: must not hold user-info: use %s, or %s and %s (from secrets)", inPromToken, inPromUser, inPromPassword)
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return errors.New("scheme must be http or https")
-	case u.Host == "" || u.Hostname() == "":
-		return errors.New("no host")
-	case u.User != nil:
-		return fmt.Errorf("credentials in the URL: use %s or %s and %s (from secrets)", inPromToken, inPromUser, inPromPassword)
-	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return errors.New("query or fragment: give the base URL the API paths are appended to")
-	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return errors.New("bad port")
-		}
-	}
-	return nil
-}
-
-// redactURL is a URL for a message: its scheme, host and path, without
-// the user-info, query or fragment that may carry a credential
-// (?access_token=...). An unparsable URL is not shown.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	return err
 }
 
 // parseHeaders reads "Name: value" lines. The value of a tenant header

@@ -447,9 +447,9 @@ func TestPromURLCredentialsRefused(t *testing.T) {
 	t.Parallel()
 	const secret = "c0ffee15deadbeef42"
 	tests := []struct{ name, url, want string }{
-		{"user-info", "http://admin:" + secret + "@127.0.0.1:9090", "credentials in the URL"},
-		{"query", "http://127.0.0.1:9090/prom?access_token=" + secret, "query or fragment"},
-		{"fragment", "http://127.0.0.1:9090/prom#" + secret, "query or fragment"},
+		{"user-info", "http://admin:" + secret + "@127.0.0.1:9090", "must not hold user-info"},
+		{"query", "http://127.0.0.1:9090/prom?access_token=" + secret, "must not have a query"},
+		{"fragment", "http://127.0.0.1:9090/prom#" + secret, "must not have a fragment"},
 		{"unparsable", "http://127.0.0.1:9090/%zz?access_token=" + secret, "not a URL"},
 	}
 	for _, tt := range tests {

@@ -23,9 +23,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -116,6 +118,9 @@ func CheckURL(raw string) error {
 	if raw == "" {
 		return errors.New("url: must be set")
 	}
+	if strings.ContainsFunc(raw, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return errors.New("url: must not hold spaces or control characters")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url's errors quote the whole URL, query and all.
@@ -138,6 +143,11 @@ func CheckURL(raw string) error {
 		return fmt.Errorf("url %q: must not have a query (credentials go in the HTTP settings; phaseguard adds the query parameters)", shown.String())
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return fmt.Errorf("url %q: must not have a fragment", shown.String())
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("url %q: port must be 1 to 65535", shown.String())
+		}
 	}
 	return nil
 }

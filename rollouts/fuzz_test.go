@@ -76,7 +76,7 @@ func FuzzDecodeConfig(f *testing.F) {
 const vocabulary = `config: empty: give at least policy, prometheus.address and canaryHash not JSON unknown field (did you mean known: want got JSON ` +
 	`prometheus.authorization.credentials prometheus.basicAuth.password prometheus.headers value required, as {{args.NAME}} of an argument with valueFrom.secretKeyRef ` +
 	`prometheus.address prometheus.proxyUrl url: must be set not a URL must not hold user-info must not have a query must not have a fragment ` +
-	`scheme must be http or https host must be set (credentials go in the HTTP settings: authorization, basic auth) phaseguard adds the query parameters ` +
+	`scheme must be http or https host must be set must not hold spaces or control characters port must be 1 to 65535 (credentials go in the HTTP settings: authorization, basic auth) phaseguard adds the query parameters ` +
 	`string number bool object array null true false`
 
 // configSecrets returns the credential values of a decoded config: the
