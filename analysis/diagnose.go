@@ -32,9 +32,12 @@ import (
 //
 // policies.Hint adds advice for the metrics the presets read.
 //
-// The probes are instant queries of count() over the selectors (one
-// sample per series, within the server's lookback, the last 5 minutes on
-// Prometheus), one query per selector tagged like the batched SLI query,
+// The probes are instant queries of count(last_over_time(selector[W]))
+// over the longest window W: a series counts when it had a sample anywhere
+// in the window, not only within the server's lookback (the last 5
+// minutes on Prometheus), so an exporter that stopped reads "no series
+// named X in the last 15m", not as a metric that never existed under that
+// name. One query per selector tagged like the batched SLI query,
 // at most maxProbeQueries per evaluation and maxProbeMatchers matchers per
 // selector. They only ever reword a hold: a probe that fails or is cut by
 // the deadline leaves the reason saying the cause was not diagnosed.
@@ -57,6 +60,7 @@ type diagnosis struct {
 // probeSet is the probes of one selector.
 type probeSet struct {
 	sli    int
+	window time.Duration // probed over this window; 0: at the look only
 	metric string
 	name   *labels.Matcher   // the __name__ matcher
 	others []*labels.Matcher // the other matchers, in probing order
@@ -80,7 +84,7 @@ func (e *Engine) diagnose(ctx context.Context, at time.Time, p *policies.Policy,
 	skipped := map[int]bool{}
 	for _, d := range todo {
 		for _, ms := range selectorsToProbe(&p.Spec.SLIs[d.sli], t, d.nd) {
-			ps := newProbeSet(d.sli, ms, t)
+			ps := newProbeSet(d.sli, ms, t, d.nd.window)
 			if ps == nil {
 				continue
 			}
@@ -179,8 +183,8 @@ func selectorsToProbe(sli *policies.SLI, t policies.Target, nd *noData) [][]*lab
 
 // newProbeSet plans the probes of one selector, or returns nil for a
 // selector without a metric name (probing it would read every series).
-func newProbeSet(sli int, ms []*labels.Matcher, t policies.Target) *probeSet {
-	ps := &probeSet{sli: sli}
+func newProbeSet(sli int, ms []*labels.Matcher, t policies.Target, window time.Duration) *probeSet {
+	ps := &probeSet{sli: sli, window: window}
 	for _, m := range ms {
 		switch {
 		case m.Name != model.MetricNameLabel:
@@ -216,7 +220,11 @@ func newProbeSet(sli int, ms []*labels.Matcher, t policies.Target) *probeSet {
 	}
 
 	sel := func(ms ...*labels.Matcher) string {
-		return (&parser.VectorSelector{Name: ps.metric, LabelMatchers: append([]*labels.Matcher{ps.name}, ms...)}).String()
+		s := (&parser.VectorSelector{Name: ps.metric, LabelMatchers: append([]*labels.Matcher{ps.name}, ms...)}).String()
+		if window <= 0 {
+			return s
+		}
+		return fmt.Sprintf("last_over_time(%s[%s])", s, model.Duration(window))
 	}
 	var exprs []string
 	addProbe := func(pr probe, s string) {
@@ -246,6 +254,10 @@ func (ps *probeSet) explain() string {
 		}
 		return msg
 	}
+	in := ""
+	if ps.window > 0 {
+		in = " in the last " + model.Duration(ps.window).String()
+	}
 	// The probes are in order: name, labels, values one by one.
 	for i, pr := range ps.probes {
 		if ps.found[i] {
@@ -253,17 +265,20 @@ func (ps *probeSet) explain() string {
 		}
 		switch pr.what {
 		case policies.MissingMetric:
-			return hint(fmt.Sprintf("no series named %s", ps.metric), "", pr.what)
+			return hint(fmt.Sprintf("no series named %s%s", ps.metric, in), "", pr.what)
 		case policies.MissingLabel:
-			return hint(fmt.Sprintf("%s has no label %s", ps.metric, pr.matcher.Name), pr.matcher.Name, pr.what)
+			return hint(fmt.Sprintf("%s has no label %s%s", ps.metric, pr.matcher.Name, in), pr.matcher.Name, pr.what)
 		case policies.MissingValue:
 			of := ps.metric
 			if pr.prefix > 0 {
 				of = (&parser.VectorSelector{Name: ps.metric, LabelMatchers: append([]*labels.Matcher{ps.name}, ps.others[:pr.prefix]...)}).String()
 			}
-			return hint(fmt.Sprintf("no series of %s has %s", of, pr.matcher), pr.matcher.Name, pr.what)
+			return hint(fmt.Sprintf("no series of %s has %s%s", of, pr.matcher, in), pr.matcher.Name, pr.what)
 		}
 	}
 	full := (&parser.VectorSelector{Name: ps.metric, LabelMatchers: append([]*labels.Matcher{ps.name}, ps.others...)}).String()
-	return fmt.Sprintf("%s has series now, but none had two samples in a window (what increase() needs): only just scraped, or scraped less often than the windows", full)
+	if in == "" {
+		in = " now"
+	}
+	return fmt.Sprintf("%s has series%s, but none had two samples in a window (what increase() needs): only just scraped, or scraped less often than the windows", full, in)
 }

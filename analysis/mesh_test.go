@@ -124,7 +124,7 @@ func TestNoDataNamesWhatIsMissing(t *testing.T) {
 			data:   edit(low, []*regexp.Regexp{regexp.MustCompile(`^kube_pod_labels\{`)}),
 			canary: "5b7d9c8f6",
 			want: map[string][]string{
-				"kube-readiness-flaps": {"no series named kube_pod_labels: is kube-state-metrics running and scraped?"},
+				"kube-readiness-flaps": {"no series named kube_pod_labels in the last ", ": is kube-state-metrics running and scraped?"},
 			},
 		},
 		{

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -61,6 +62,9 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 		return fail(e, "backtest", err)
 	}
 	if end, err = parseTime("to", *to, end); err != nil {
+		return fail(e, "backtest", err)
+	}
+	if err := errors.Join(src.checkReplayTime("from", start), src.checkReplayTime("to", end)); err != nil {
 		return fail(e, "backtest", err)
 	}
 	if *step == 0 {

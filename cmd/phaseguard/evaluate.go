@@ -29,6 +29,9 @@ func runEvaluate(ctx context.Context, e env, args []string) int {
 		_, now = src.store.Range()
 	}
 	when, err := parseTime("at", *at, now)
+	if err == nil {
+		err = src.checkReplayTime("at", when)
+	}
 	if err != nil {
 		return fail(e, "evaluate", err)
 	}

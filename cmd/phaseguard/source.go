@@ -92,6 +92,21 @@ type source struct {
 	closeFunc func()
 }
 
+// checkReplayTime refuses a time outside replayed data, naming the flag
+// that gave it: a look after the data's end would read as an exporter
+// gone quiet (no data, every SLI held), one before its start as nothing
+// yet. A live Prometheus has no such range: nil.
+func (s *source) checkReplayTime(flag string, t time.Time) error {
+	if s.store == nil {
+		return nil
+	}
+	first, last := s.store.Range()
+	if t.Before(first) || t.After(last) {
+		return fmt.Errorf("--%s %s: the replayed data runs from %s to %s", flag, t.Format(time.RFC3339), first.Format(time.RFC3339), last.Format(time.RFC3339))
+	}
+	return nil
+}
+
 func (s *source) Close() {
 	if s.closeFunc != nil {
 		s.closeFunc()
