@@ -118,6 +118,8 @@ func (p *Policy) lint(lines map[string]int) []error {
 			fp := join(path, part.field)
 			if fn := perSecondCall(e); s.Rate == nil && fn != "" {
 				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: perSecondProblem(s.Name, part.expr, fn)})
+			} else if op, n := scaledBy(e); op != "" && part.field != "rate.presence" {
+				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: scaleProblem(s.Name, part.expr, op, n, s.Rate != nil)})
 			}
 			seen := map[string]bool{}
 			parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
@@ -151,6 +153,61 @@ func (p *Policy) lint(lines map[string]int) []error {
 func perSecondProblem(sli, expr, fn string) string {
 	return fmt.Sprintf("SLI %q: query %s counts with %s(), events per second, where the engine's tests need the events in the window: 1,500 requests in 5m read as 5, so the SLI holds as thin evidence where counted events would pass; use increase()",
 		sli, quoteCut(expr), fn)
+}
+
+// scaledBy returns the first multiplication or division of a vector by a
+// number other than 1 in e ("/" and 300 for sum(increase(x[$window]))/300),
+// or "" when there is none.
+func scaledBy(e parser.Expr) (op string, n float64) {
+	number := func(e parser.Expr) (float64, bool) {
+		for {
+			p, ok := e.(*parser.ParenExpr)
+			if !ok {
+				break
+			}
+			e = p.Expr
+		}
+		l, ok := e.(*parser.NumberLiteral)
+		if !ok || l.Val == 1 {
+			return 0, false
+		}
+		return l.Val, true
+	}
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		b, ok := node.(*parser.BinaryExpr)
+		if !ok || op != "" || (b.Op != parser.MUL && b.Op != parser.DIV) {
+			return nil
+		}
+		if v, ok := number(b.RHS); ok && b.LHS.Type() == parser.ValueTypeVector {
+			op, n = b.Op.String(), v
+		} else if v, ok := number(b.LHS); ok && b.Op == parser.MUL && b.RHS.Type() == parser.ValueTypeVector {
+			op, n = b.Op.String(), v
+		}
+		return nil
+	})
+	return op, n
+}
+
+// scaleProblem says why a part that multiplies or divides its count by a
+// number is wrong: the engine's tests bound counts of events (README
+// "Statistics"), so a ratio SLI divided by 300 claims a 300th of its
+// evidence (and holds on thin evidence) and one multiplied claims evidence
+// it does not have; a rate SLI's burn is its events over its allowance, so
+// dividing them hides a fault that burns less than the divisor times the
+// limit. A count in other units (a counter of milliseconds, bytes) is no
+// count of events: count the events themselves.
+func scaleProblem(sli, expr, op string, n float64, rate bool) string {
+	f := n
+	verb := "multiplies"
+	if op == "/" {
+		f, verb = 1/n, "divides"
+	}
+	effect := fmt.Sprintf("the SLI weighs its evidence %s× (a factor below 1 holds on thin evidence, one above 1 claims evidence it does not have)", strconv.FormatFloat(f, 'g', 3, 64))
+	if rate {
+		effect = fmt.Sprintf("the SLI reads %s× its burn (a factor below 1 hides a fault, one above 1 fails a healthy canary)", strconv.FormatFloat(f, 'g', 3, 64))
+	}
+	return fmt.Sprintf("SLI %q: query %s %s its count of events by %s, where the engine's tests need the events in the window as counted: %s; count with increase() alone",
+		sli, quoteCut(expr), verb, strconv.FormatFloat(n, 'g', -1, 64), effect)
 }
 
 // spellings returns the ways servers may store the number f of an le or

@@ -30,7 +30,7 @@ func runPlan(_ context.Context, e env, args []string) int {
 		return code
 	}
 	if math.IsNaN(*rate) || math.IsInf(*rate, 0) || *rate <= 0 {
-		return fail(e, "plan", fmt.Errorf("--rate %v: want events per second above 0", *rate))
+		return fail(e, "plan", fmt.Errorf("--rate %v: want events per second, a finite number above 0", *rate))
 	}
 	if *output != "text" && *output != "json" {
 		return fail(e, "plan", fmt.Errorf("--output %q: want text or json", *output))
