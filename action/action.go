@@ -76,6 +76,7 @@ import (
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/policies"
 	"github.com/phaseguard/phaseguard/promapi"
 )
 
@@ -216,6 +217,26 @@ func (r *run) logf(format string, args ...any) {
 	r.gha.Infof("%s", oneLine(r.sec.String(fmt.Sprintf(format, args...))))
 }
 
+// maxLintAnnotations bounds the warnings lintWarnings makes: GitHub shows
+// at most 10 warning annotations of a step.
+const maxLintAnnotations = 3
+
+// lintWarnings makes a warning annotation of each thing phaseguard lint
+// finds in the policy (policies.Policy.Warnings: an le spelling one server
+// version lacks, a ratio SLI counted with rate()), which a hold or a pass
+// may owe to it: at most maxLintAnnotations, then one that counts the rest.
+func (r *run) lintWarnings(p *policies.Policy) {
+	ws := p.Warnings()
+	title := "phaseguard: policy " + p.Metadata.Name + ": phaseguard lint finds"
+	for i, w := range ws {
+		if i == maxLintAnnotations {
+			r.annotate("warning", title, fmt.Sprintf("%d more: run phaseguard lint on %s", len(ws)-i, p.Source()))
+			return
+		}
+		r.annotate("warning", title, w.Error())
+	}
+}
+
 func (r *run) annotate(level, title, msg string) {
 	title, msg = oneLine(r.sec.String(title)), r.sec.String(msg)
 	a := r.gha.WithFieldsMap(map[string]string{"title": title})
@@ -285,6 +306,7 @@ func (r *run) main(ctx context.Context) {
 		r.environment = in.environment(in.stage.Name)
 	}
 	r.logf("phaseguard: stage %s of policy %s (%s), canary %s, stable %s", in.stage.Name, in.policy.Metadata.Name, in.policy.Source(), in.canaryHash, orNone(in.stableHash))
+	r.lintWarnings(in.policy)
 
 	// The deadline covers the ledger and the looks; recording the verdict
 	// and rolling back get their own time in finish.

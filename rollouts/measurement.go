@@ -27,6 +27,11 @@ const (
 
 	// The canary's start (the engine's Since) and, when it could not be
 	// read from the Rollout's AnalysisRuns, why.
+	// What phaseguard lint finds in a policy that loads (an le spelling
+	// one server version lacks, a ratio counted with rate()), which the
+	// verdict may owe to it: lintFindings.
+	keyPolicyLint = "policyLint"
+
 	keySince     = "since"
 	keySinceNote = "sinceNote"
 
@@ -45,6 +50,13 @@ const (
 	keyHolds      = "stage.holds"
 	keyWorst      = "stage.worst"
 )
+
+// lintFindings renders a policy's lint findings (policies.Policy.Warnings)
+// for metadata, which is bounded: their count and the first, whole
+// (`phaseguard lint` on the policy gives the rest).
+func lintFindings(ws []error) string {
+	return fmt.Sprintf("%s of phaseguard lint, the first: %v", report.Plural(len(ws), "finding", "findings"), ws[0])
+}
 
 // verdictMetadata renders a verdict as measurement metadata: strings a
 // release manager reads with kubectl: numbers, decisions, reasons and

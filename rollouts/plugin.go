@@ -502,6 +502,9 @@ func (p *Plugin) look(ctx context.Context, cl *call, m v1alpha1.Measurement, c *
 	if st.SinceNote != "" {
 		md[keySinceNote] = st.SinceNote
 	}
+	if ws := c.policy.Warnings(); len(ws) > 0 {
+		md[keyPolicyLint] = lintFindings(ws)
+	}
 
 	final := true
 	phase := phaseOf(v.Decision)

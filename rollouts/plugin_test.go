@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -74,6 +75,30 @@ func TestPluginInProcess(t *testing.T) {
 					t.Errorf("value %s", m.Value)
 				}
 			})
+		}
+	})
+
+	t.Run("lint findings in the metadata", func(t *testing.T) {
+		t.Parallel()
+		// A ratio SLI counted with rate(): it loads, holds on thin
+		// evidence, and the measurement says what lint finds.
+		yaml, err := os.ReadFile("../cmd/phaseguard/testdata/ratio-rate/rate.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inline, _ := json.Marshal(string(yaml))
+		cfg := strings.Replace(sc["healthy"].config(prom.URL(), ""), `"phase-default"`, string(inline), 1)
+		m := rollouts.New(rollouts.WithClock(func() time.Time { return stageEnd })).Run(ar, pluginMetric(t, cfg))
+		got := m.Metadata["policyLint"]
+		if !strings.HasPrefix(got, "2 findings of phaseguard lint, the first: line 14: spec.slis[0].ratio.bad: ") || !strings.Contains(got, "counts with rate()") {
+			t.Errorf("metadata policyLint %q, want the count and the first finding", got)
+		}
+		if m.Phase != v1alpha1.AnalysisPhaseInconclusive {
+			t.Errorf("measurement %s %q, want Inconclusive (thin evidence)", m.Phase, m.Message)
+		}
+		clean := rollouts.New(rollouts.WithClock(func() time.Time { return stageEnd })).Run(ar, pluginMetric(t, sc["healthy"].config(prom.URL(), "")))
+		if v, ok := clean.Metadata["policyLint"]; ok {
+			t.Errorf("phase-default: metadata policyLint %q, want none", v)
 		}
 	})
 
