@@ -315,7 +315,13 @@ func (p *Policy) defaults(d *decoder) {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+// nameRE is a DNS-1123 label, as Kubernetes names one: at most 63
+// lower-case letters, digits and '-', a letter or digit at each end. A
+// name longer than that would not fit a report's columns either.
+var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// dnsLabel is what a name must be, for a message.
+const dnsLabel = "a DNS-1123 label (at most 63 lower-case letters, digits and '-', a letter or digit at each end)"
 
 func (p *Policy) validate(d *decoder) []error {
 	lines := d.lines
@@ -335,7 +341,7 @@ func (p *Policy) validate(d *decoder) []error {
 		bad("kind", "must be %q, got %q", Kind, p.Kind)
 	}
 	if !nameRE.MatchString(p.Metadata.Name) {
-		bad("metadata.name", "must be a DNS-1123 label (lower-case letters, digits, '-'), got %q", p.Metadata.Name)
+		bad("metadata.name", "must be %s, got %s", dnsLabel, quoteCut(p.Metadata.Name))
 	}
 	s := &p.Spec
 	switch {
@@ -394,7 +400,7 @@ func (p *Policy) validate(d *decoder) []error {
 	for i, st := range s.Stages {
 		path := fmt.Sprintf("spec.stages[%d]", i)
 		if !nameRE.MatchString(st.Name) {
-			bad(path+".name", "must be a DNS-1123 label, got %q", st.Name)
+			bad(path+".name", "must be %s, got %s", dnsLabel, quoteCut(st.Name))
 		} else if stages[st.Name] {
 			bad(path+".name", "duplicate stage %q", st.Name)
 		}
@@ -429,7 +435,7 @@ func (p *Policy) validate(d *decoder) []error {
 			continue // reported by expandPresets
 		}
 		if !nameRE.MatchString(sli.Name) {
-			bad(path+".name", "must be a DNS-1123 label, got %q", sli.Name)
+			bad(path+".name", "must be %s, got %s", dnsLabel, quoteCut(sli.Name))
 		} else if names[sli.Name] {
 			bad(path+".name", "duplicate SLI %q", sli.Name)
 		}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -37,7 +36,6 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 		return nil
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	var wins []string
 	for _, win := range v.SLIs[0].Windows {
 		wins = append(wins, win.Window)
@@ -46,11 +44,11 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 	for _, s := range v.SLIs {
 		life = life || s.Life != nil
 	}
-	head := "SLI\tVERDICT\tBUDGET\t" + strings.Join(wins, "\t")
+	head := append([]string{"SLI", "VERDICT", "BUDGET"}, wins...)
 	if life {
-		head += "\tLIFE"
+		head = append(head, "LIFE")
 	}
-	fmt.Fprintln(tw, head+"\tEVENTS")
+	rows := [][]string{append(head, "EVENTS")}
 	for _, s := range v.SLIs {
 		row := []string{s.Name, string(s.Decision), Value(s.Kind, s.Budget)}
 		for i := range wins {
@@ -63,9 +61,9 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 		if life {
 			row = append(row, lifeCell(s))
 		}
-		fmt.Fprintln(tw, strings.Join(append(row, Count(s.Samples)), "\t"))
+		rows = append(rows, append(row, Count(s.Samples)))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := Table(w, rows, 0); err != nil {
 		return err
 	}
 	key := "burn over each window"
@@ -230,4 +228,60 @@ func Wrap(s string, width int, first, rest string) []string {
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// Table writes rows, the header first, in columns two spaces apart (as
+// text/tabwriter would, widths in runes) within Width. When the rows are
+// wider, column fold is narrowed to its widest cell that fits the width
+// left, and a cell wider than that ends its line: the rest of its row
+// follows on the next line, under its columns. A long SLI name (up to 63
+// runes) thus stands on a line of its own, its figures below it.
+func Table(w io.Writer, rows [][]string, fold int) error {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	total := 2 * (len(widths) - 1)
+	for _, n := range widths {
+		total += n
+	}
+	if total > Width && fold < len(widths)-1 {
+		// The widest cell of the column that fits what is left.
+		limit, fit := widths[fold]-(total-Width), 0
+		for _, r := range rows {
+			if fold < len(r) && utf8.RuneCountInString(r[fold]) <= limit {
+				fit = max(fit, utf8.RuneCountInString(r[fold]))
+			}
+		}
+		widths[fold] = fit
+	}
+	var b strings.Builder
+	for _, r := range rows {
+		var line strings.Builder
+		col := 0 // the runes written on this line
+		for i, c := range r {
+			n := utf8.RuneCountInString(c)
+			if i == len(r)-1 {
+				line.WriteString(c)
+				break
+			}
+			if n > widths[i] {
+				b.WriteString(strings.TrimRight(line.String()+c, " ") + "\n")
+				line.Reset()
+				col += widths[i] + 2
+				line.WriteString(strings.Repeat(" ", col))
+				continue
+			}
+			line.WriteString(c + strings.Repeat(" ", widths[i]-n+2))
+			col += widths[i] + 2
+		}
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

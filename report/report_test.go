@@ -45,6 +45,50 @@ pair burn over the pair's limit.
 	}
 }
 
+// TestTableWidth: a table wider than Width (a 63-rune SLI name, the
+// longest a policy allows, and three window pairs) keeps every line
+// within Width: the long name stands whole on a line of its own and its
+// figures follow under their columns; the short names keep their rows.
+func TestTableWidth(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("drain-failure-", 3) + "of-the-checkout-svc-x"
+	if len(long) != 63 {
+		t.Fatalf("name of %d runes", len(long))
+	}
+	head := []string{"SLI", "VERDICT", "BUDGET", "1h", "30m", "15m", "5m", "3m", "1m", "LIFE", "EVENTS"}
+	row := func(name string) []string {
+		return []string{name, "pass", "0.1%", "0.22×", "0.31×", "0.45×", "1.02×", "0.90×", "1.61×", "0.27×", "123456"}
+	}
+	var b strings.Builder
+	if err := Table(&b, [][]string{head, row("flaps"), row(long), row("slow-propagation")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	want := `SLI               VERDICT  BUDGET  1h     30m    15m    5m     3m     1m     LIFE   EVENTS
+flaps             pass     0.1%    0.22×  0.31×  0.45×  1.02×  0.90×  1.61×  0.27×  123456
+` + long + `
+                  pass     0.1%    0.22×  0.31×  0.45×  1.02×  0.90×  1.61×  0.27×  123456
+slow-propagation  pass     0.1%    0.22×  0.31×  0.45×  1.02×  0.90×  1.61×  0.27×  123456
+`
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	for _, l := range strings.Split(got, "\n") {
+		if n := len([]rune(l)); n > Width {
+			t.Errorf("line of %d runes: %q", n, l)
+		}
+	}
+	// Within Width, as text/tabwriter lays it out, name column as wide as
+	// its longest name.
+	b.Reset()
+	if err := Table(&b, [][]string{{"SLI", "EVENTS"}, {"a", "1"}, {"drain-failure", "-"}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if want := "SLI            EVENTS\na              1\ndrain-failure  -\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
 func TestFormats(t *testing.T) {
 	t.Parallel()
 	nan := analysis.Num(math.NaN())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -57,8 +56,7 @@ func runPlan(_ context.Context, e env, args []string) int {
 		unit = "event/s"
 	}
 	fmt.Fprintf(e.stdout, "policy %s, a clean canary at %g %s per ratio SLI: can each stage's soak pass?\n\n", p.Metadata.Name, *rate, unit)
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STAGE\tSOAK\tLIFE\tSLI\tKIND\tNEEDS\tPASS\tLEAST TRAFFIC")
+	table := [][]string{{"STAGE", "SOAK", "LIFE", "SLI", "KIND", "NEEDS", "PASS", "LEAST TRAFFIC"}}
 	for _, r := range rows {
 		least := "-"
 		if r.LeastRate > 0 {
@@ -68,9 +66,11 @@ func runPlan(_ context.Context, e env, args []string) int {
 		if !r.CanPass {
 			pass = "no"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stage, model.Duration(r.Soak), model.Duration(r.Life), r.SLI, r.Kind, needs(r.Needs), pass, least)
+		table = append(table, []string{r.Stage, model.Duration(r.Soak).String(), model.Duration(r.Life).String(), r.SLI, r.Kind, needs(r.Needs), pass, least})
 	}
-	tw.Flush()
+	if err := report.Table(e.stdout, table, 3); err != nil {
+		return fail(e, "plan", err)
+	}
 	fmt.Fprintln(e.stdout, "\n"+strings.Join(report.Wrap("NEEDS: the traffic time the evidence since the canary's start must hold to rule out the fastest pair's burn with no bad event; a pass at a stage's end needs it within every soak so far (the canary's life then).", report.Width, "", "  "), "\n"))
 	return code
 }
