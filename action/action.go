@@ -429,6 +429,11 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 	n := in.policy.PlannedLooks(in.stage.Name)
 	interval, soak := time.Duration(in.policy.Spec.Interval), time.Duration(in.stage.Soak)
 	r.logf("watching stage %s for its soak of %s: %d looks every %s from %s", in.stage.Name, in.stage.Soak, n, in.policy.Spec.Interval, r.start.Format(time.RFC3339))
+	if end := r.start.Add(soak); deadline.Before(end) {
+		r.annotate("warning", "phaseguard: timeout before the soak's end",
+			fmt.Sprintf("timeout %s ends the watch at %s, before stage %s's soak ends at %s: the step can fail the stage but not pass it; %s",
+				model.Duration(in.timeout), deadline.UTC().Format(time.RFC3339), in.stage.Name, end.UTC().Format(time.RFC3339), timeoutHint))
+	}
 	var stopped string
 	for k := 1; k <= n; k++ {
 		t := r.start.Add(time.Duration(k) * interval)
@@ -475,8 +480,15 @@ func (r *run) judge(ctx context.Context, eng *analysis.Engine, deadline time.Tim
 		r.decision = analysis.Hold
 		r.reason = oneLine(fmt.Sprintf("%s after watching %s of the %s soak (%d of %d looks); last look %s: %s",
 			stopped, model.Duration(watched), in.stage.Soak, len(r.looks), n, last.Decision, last.Reason))
+		if stopped == "timeout" {
+			r.reason += "; " + timeoutHint
+		}
 	}
 }
+
+// timeoutHint is what a watch cut by its timeout needs: a pass needs the
+// soak watched to its end.
+const timeoutHint = "a pass needs the soak watched to its end: raise the timeout input (at most 6h) above the soak left, and the job's timeout-minutes above that"
 
 func stopReason(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -202,6 +202,15 @@ func testVerdictRuns(t *testing.T, proms map[string]*scenarioServer, cases []ver
 			if !r.annotated(tc.notice, r.outputs["reason"]) {
 				t.Errorf("no ::%s with the reason; annotations %+v", tc.notice, r.annotations)
 			}
+			// A timeout before the soak's end is warned of at the start,
+			// and the hold it ends in says what a pass needs.
+			cut := tc.name == "watch cut by timeout"
+			if got := r.annotated("warning", "timeout before the soak's end"); got != cut {
+				t.Errorf("warning of a timeout before the soak's end: %v, want %v; annotations %+v", got, cut, r.annotations)
+			}
+			if cut && !strings.HasSuffix(r.outputs["reason"], "; a pass needs the soak watched to its end: raise the timeout input (at most 6h) above the soak left, and the job's timeout-minutes above that") {
+				t.Errorf("reason %q: want the timeout's hint at its end", r.outputs["reason"])
+			}
 
 			// The ledger.
 			ids := gh.deploymentsTo("canary-10")
