@@ -19,18 +19,21 @@ import (
 // that every part selects the target, and lint's checks of le and quantile
 // matchers and of ratio SLIs that give rates where counts are needed.
 
-// sliPart is one query of an SLI as written, with its field name.
-type sliPart struct {
-	field string // e.g. ratio.bad
-	expr  string
+// Query is one query of an SLI as written: its field, as a policy's
+// spec.slis entry names it ("ratio.bad", "rate.events"), and its PromQL
+// with $window and the target's placeholders unfilled.
+type Query struct {
+	Field string
+	Expr  string
 }
 
-// partsOf returns the queries an SLI gives, in field order.
-func partsOf(s *SLI) []sliPart {
-	var out []sliPart
+// Queries returns the queries s gives, in field order; a preset's are
+// filled in once the policy has loaded. Blank fields are left out.
+func (s *SLI) Queries() []Query {
+	var out []Query
 	add := func(field, expr string) {
 		if strings.TrimSpace(expr) != "" {
-			out = append(out, sliPart{field, expr})
+			out = append(out, Query{field, expr})
 		}
 	}
 	if r := s.Ratio; r != nil {
@@ -67,9 +70,9 @@ func parsePart(expr string) (parser.Expr, bool) {
 // problem.
 func checkPartTargets(path string, s *SLI, compiled []error) []error {
 	var errs []error
-	for _, part := range partsOf(s) {
-		fp := join(path, part.field)
-		e, ok := parsePart(part.expr)
+	for _, part := range s.Queries() {
+		fp := join(path, part.Field)
+		e, ok := parsePart(part.Expr)
 		if !ok || slices.ContainsFunc(compiled, func(err error) bool {
 			fe, ok := err.(*FieldError)
 			return ok && fe.Path == fp && strings.Contains(fe.Msg, "placeholder")
@@ -78,7 +81,7 @@ func checkPartTargets(path string, s *SLI, compiled []error) []error {
 		}
 		if !selectsTarget(e) {
 			errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf(
-				`query %s does not select the target: none of its selectors has a matcher ="$hash" or ="$service", so it gives the same numbers for canary and stable`, quoteCut(part.expr))})
+				`query %s does not select the target: none of its selectors has a matcher ="$hash" or ="$service", so it gives the same numbers for canary and stable`, quoteCut(part.Expr))})
 		}
 	}
 	return errs
@@ -110,16 +113,16 @@ func (p *Policy) lint(lines map[string]int) []error {
 	for i := range p.Spec.SLIs[:min(len(p.Spec.SLIs), maxSLIs)] { // validate reports the rest
 		s := &p.Spec.SLIs[i]
 		path := fmt.Sprintf("spec.slis[%d]", i)
-		for _, part := range partsOf(s) {
-			e, ok := parsePart(part.expr)
+		for _, part := range s.Queries() {
+			e, ok := parsePart(part.Expr)
 			if !ok {
 				continue
 			}
-			fp := join(path, part.field)
+			fp := join(path, part.Field)
 			if fn := perSecondCall(e); s.Rate == nil && fn != "" {
-				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: perSecondProblem(s.Name, part.expr, fn)})
-			} else if op, n := scaledBy(e); op != "" && part.field != "rate.presence" {
-				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: scaleProblem(s.Name, part.expr, op, n, s.Rate != nil)})
+				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: perSecondProblem(s.Name, part.Expr, fn)})
+			} else if op, n := scaledBy(e); op != "" && part.Field != "rate.presence" {
+				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: scaleProblem(s.Name, part.Expr, op, n, s.Rate != nil)})
 			}
 			seen := map[string]bool{}
 			parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {

@@ -971,14 +971,14 @@ func checkPromQL(t *testing.T, s snippet) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, q := range authored(p.SLI) {
-			if q.field == "total" {
+		for _, q := range p.SLI.Queries() {
+			if q.Field == "ratio.total" {
 				continue
 			}
-			if q.field != "events" {
-				q.expr += " / " + p.Ratio.Total
+			if q.Field != "rate.events" {
+				q.Expr += " / " + p.Ratio.Total
 			}
-			if text == strings.Join(strings.Fields(q.expr), " ") {
+			if text == strings.Join(strings.Fields(q.Expr), " ") {
 				return
 			}
 		}

@@ -88,9 +88,6 @@ func runPresets(_ context.Context, e env, args []string) int {
 		strings.Join(policies.PresetNames(), ", "), strings.Join(policies.SLIPresetNames(), ", ")))
 }
 
-// presetsWidth is the width the list is wrapped to.
-const presetsWidth = 100
-
 func listPresets(e env) int {
 	fmt.Fprintln(e.stdout, "Policies (--policy NAME; phaseguard presets NAME prints one):")
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
@@ -115,7 +112,7 @@ func listPresets(e env) int {
 			return fail(e, "presets", err)
 		}
 		head := fmt.Sprintf("  %-*s  %-5s  %-9s  ", nameWidth, n, s.Kind(), objective(s.SLI))
-		for _, l := range wrap(s.Description, presetsWidth, head, strings.Repeat(" ", len(head))) {
+		for _, l := range report.Wrap(s.Description, report.Width, head, strings.Repeat(" ", len(head))) {
 			fmt.Fprintln(e.stdout, l)
 		}
 	}
@@ -135,14 +132,15 @@ func printPolicyPreset(e env, name string) int {
 	}
 	e.stdout.Write(data)
 	fmt.Fprintln(e.stdout)
-	for _, l := range wrap("The PromQL of each SLI, presets expanded: $window is each window of spec.windows, and $service, $namespace and $hash are filled per target. `phaseguard presets SLI` shows an SLI preset's queries as the engine sends them.", presetsWidth, "# ", "# ") {
+	for _, l := range report.Wrap("The PromQL of each SLI, presets expanded: $window is each window of spec.windows, and $service, $namespace and $hash are filled per target. `phaseguard presets SLI` shows an SLI preset's queries as the engine sends them.", report.Width, "# ", "# ") {
 		fmt.Fprintln(e.stdout, l)
 	}
 	for i := range p.Spec.SLIs {
 		s := &p.Spec.SLIs[i]
 		fmt.Fprintf(e.stdout, "#\n# %s: %s\n", s.Name, describe(s))
-		for _, q := range authored(s) {
-			fmt.Fprintf(e.stdout, "#   %-*s %s\n", len("presence:"), q.field+":", q.expr)
+		for _, q := range s.Queries() {
+			_, field, _ := strings.Cut(q.Field, ".") // bad, events: the kind is said above
+			fmt.Fprintf(e.stdout, "#   %-*s %s\n", len("presence:"), field+":", q.Expr)
 		}
 	}
 	return exitPass
@@ -156,7 +154,7 @@ func printSLIPreset(e env, name string) int {
 		return fail(e, "presets", err)
 	}
 	w := slices.Max(s.windows)
-	for _, l := range wrap(fmt.Sprintf("SLI preset %s, %s. In a policy, `- preset: %s` in spec.slis uses it (fields written beside it override these), or copy the fields below and edit them.", name, describe(s.SLI), name), presetsWidth, "# ", "# ") {
+	for _, l := range report.Wrap(fmt.Sprintf("SLI preset %s, %s. In a policy, `- preset: %s` in spec.slis uses it (fields written beside it override these), or copy the fields below and edit them.", name, describe(s.SLI), name), report.Width, "# ", "# ") {
 		fmt.Fprintln(e.stdout, l)
 	}
 	enc := yaml.NewEncoder(e.stdout)
@@ -168,7 +166,7 @@ func printSLIPreset(e env, name string) int {
 		return fail(e, "presets", err)
 	}
 	fmt.Fprintln(e.stdout)
-	for _, l := range wrap(fmt.Sprintf("As the engine sends them for one target, in the %s window (every window alike): series born in the window count from zero (README, \"How the engine decides\", rule 1); $service, $namespace and $hash are filled per target.", model.Duration(w)), presetsWidth, "# ", "# ") {
+	for _, l := range report.Wrap(fmt.Sprintf("As the engine sends them for one target, in the %s window (every window alike): series born in the window count from zero (README, \"How the engine decides\", rule 1); $service, $namespace and $hash are filled per target.", model.Duration(w)), report.Width, "# ", "# ") {
 		fmt.Fprintln(e.stdout, l)
 	}
 	placeholders := policies.Target{Service: policies.PlaceholderService, Namespace: policies.PlaceholderNamespace, Hash: policies.PlaceholderHash}
@@ -229,29 +227,6 @@ func describe(s *policies.SLI) string {
 	return fmt.Sprintf("a ratio SLI, objective %g %% (budget %g %%)", s.Objective, 100*s.Budget())
 }
 
-type query struct{ field, expr string }
-
-// authored returns the queries an SLI gives, in field order, as written
-// (a preset's filled in).
-func authored(s *policies.SLI) []query {
-	var out []query
-	add := func(field, expr string) {
-		if expr != "" {
-			out = append(out, query{field, expr})
-		}
-	}
-	if r := s.Ratio; r != nil {
-		add("bad", r.Bad)
-		add("good", r.Good)
-		add("total", r.Total)
-	}
-	if r := s.Rate; r != nil {
-		add("events", r.Events)
-		add("presence", r.Presence)
-	}
-	return out
-}
-
 // fieldOf names the policy field a part of s comes from.
 func fieldOf(s *policies.SLI, p policies.Part) string {
 	if s.Rate != nil {
@@ -287,24 +262,4 @@ func sliFields(s *policies.SLI) any {
 		out.Rate = &rate{r.Events, r.Presence}
 	}
 	return out
-}
-
-// wrap breaks s into lines of at most width bytes at spaces, the first
-// prefixed with first and the rest with rest; a word longer than a line
-// stands whole on its own.
-func wrap(s string, width int, first, rest string) []string {
-	var lines []string
-	line, empty := first, true
-	for _, word := range strings.Fields(s) {
-		if !empty && len(line)+1+len(word) > width {
-			lines = append(lines, line)
-			line, empty = rest, true
-		}
-		if !empty {
-			line += " "
-		}
-		line += word
-		empty = false
-	}
-	return append(lines, line)
 }

@@ -365,9 +365,9 @@ func TestPresets(t *testing.T) {
 				if !strings.Contains(out, "\n# "+s.Name+": ") {
 					t.Errorf("no PromQL of %s:\n%s", s.Name, out)
 				}
-				for _, q := range authored(&s) {
-					if !strings.Contains(out, q.expr) {
-						t.Errorf("%s %s query %s not printed:\n%s", s.Name, q.field, q.expr, out)
+				for _, q := range s.Queries() {
+					if !strings.Contains(out, q.Expr) {
+						t.Errorf("%s %s query %s not printed:\n%s", s.Name, q.Field, q.Expr, out)
 					}
 				}
 			}
