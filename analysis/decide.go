@@ -57,7 +57,7 @@ func exposureToPass(w window, exposure time.Duration, kind string, a, budget, fa
 			lo = mid
 		}
 	}
-	return time.Duration(math.Ceil(toSeconds(hi))) * time.Second, true
+	return saturatingSeconds(math.Ceil(toSeconds(hi))), true
 }
 
 // ahead is window w grown (or shrunk) to exposure x at its pace, with

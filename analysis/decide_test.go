@@ -91,8 +91,13 @@ func TestPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rate := range []float64{0.2, 1, 50} {
+	for _, rate := range []float64{1e-12, 1e-8, 0.2, 1, 50, 1e300} {
 		for _, r := range Plan(p, rate) {
+			// At 1e-8 events/s the time needed once overflowed a
+			// Duration, negative, and read as a pass.
+			if r.Needs < 0 || (rate < 1e-3 && r.CanPass && r.Kind == policies.KindRatio) {
+				t.Errorf("%s/%s at %g events/s: needs %s, canPass %v", r.Stage, r.SLI, rate, r.Needs, r.CanPass)
+			}
 			if r.Kind != policies.KindRatio {
 				continue
 			}

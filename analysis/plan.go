@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"math"
 	"time"
 
 	"github.com/phaseguard/phaseguard/policies"
@@ -62,12 +63,25 @@ func Plan(p *policies.Policy, eventsPerSecond float64) []PlanRow {
 			if ok {
 				row.LeastRate = events.Seconds() / life.Seconds()
 				if eventsPerSecond > 0 {
-					row.Needs = time.Duration(events.Seconds() / eventsPerSecond * float64(time.Second))
-					row.CanPass = row.Needs <= life
+					// Decided in seconds: at a rate of 1e-8/s the time
+					// needed overflows a Duration (to a negative one,
+					// which read as a pass).
+					secs := events.Seconds() / eventsPerSecond
+					row.CanPass = secs <= life.Seconds()
+					row.Needs = saturatingSeconds(secs)
 				}
 			}
 			rows = append(rows, row)
 		}
 	}
 	return rows
+}
+
+// saturatingSeconds converts seconds to a Duration, at most the largest
+// one (about 292 years) where the conversion would overflow.
+func saturatingSeconds(secs float64) time.Duration {
+	if secs >= float64(math.MaxInt64)/float64(time.Second) || math.IsNaN(secs) {
+		return math.MaxInt64
+	}
+	return time.Duration(secs * float64(time.Second))
 }

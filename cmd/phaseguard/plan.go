@@ -78,6 +78,10 @@ func runPlan(_ context.Context, e env, args []string) int {
 // needs shows a time needed, rounded up (a need shown shorter than it is
 // would read as a pass): whole minutes from 2m, else seconds.
 func needs(d time.Duration) string {
+	const decade = 10 * 365 * 24 * time.Hour
+	if d > decade {
+		return "over 10y"
+	}
 	if d >= 2*time.Minute {
 		if r := d.Truncate(time.Minute); r < d {
 			d = r + time.Minute
