@@ -121,6 +121,10 @@ func TestHostileCredentialFiles(t *testing.T) {
 	os.WriteFile(badProxy, []byte("proxy_url: http://u:hunter2-proxy@h:bad port\n"), 0o600)
 	badType := filepath.Join(dir, "type.yaml")
 	os.WriteFile(badType, []byte("follow_redirects: hunter2-bool\n"), 0o600)
+	token := filepath.Join(dir, "token")
+	os.WriteFile(token, []byte("hunter2-token\n"), 0o600)
+	pwConfig := filepath.Join(dir, "basic.yaml")
+	os.WriteFile(pwConfig, []byte("basic_auth: {username: u, password_file: "+token+"}\n"), 0o600)
 	tests := []struct {
 		name string
 		args []string
@@ -133,6 +137,10 @@ func TestHostileCredentialFiles(t *testing.T) {
 		{"bad proxy url", []string{"--http-config", badProxy}, "--http-config " + badProxy + ": "},
 		{"bad yaml value", []string{"--http-config", badType}, "--http-config " + badType + ": "},
 		{"header without colon", []string{"--header", "X-Api-Key=hunter2-header"}, "want 'Name: value'"},
+		// A credential file given as the policy by mistake: its YAML
+		// error quotes the token, which the credentials flags made secret.
+		{"token as the policy", []string{"--bearer-token-file", token, "--policy", token}, "policy " + token + ": 1 problem"},
+		{"password file as the policy", []string{"--http-config", pwConfig, "--policy", token}, "policy " + token + ": 1 problem"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -125,10 +125,7 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 	if t.timeout <= 0 {
 		return nil, nil, fmt.Errorf("--timeout %s: must be positive", t.timeout)
 	}
-	p, err := policies.Resolve(t.policy)
-	if err != nil {
-		return nil, nil, err
-	}
+	var err error
 	if t.since != "" {
 		if t.sinceTime, err = parseTime("since", t.since, time.Time{}); err != nil {
 			return nil, nil, err
@@ -138,6 +135,9 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 		}
 	}
 	if t.replay != "" {
+		if t.httpConfig != "" || t.bearerTokenFile != "" || len(t.headers.lines) > 0 || t.headers.bad > 0 {
+			return nil, nil, errors.New("--http-config, --bearer-token-file and --header apply to --prometheus, not --replay")
+		}
 		s, err := openReplay(t.replay)
 		if err != nil {
 			return nil, nil, err
@@ -151,6 +151,11 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 			if t.since == "" {
 				t.sinceTime = s.truth.StageStart
 			}
+		}
+		p, err := policies.Resolve(t.policy)
+		if err != nil {
+			s.Close()
+			return nil, nil, err
 		}
 		return s, p, nil
 	}
@@ -198,6 +203,13 @@ func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, erro
 	c, err := promapi.New(promapi.Config{URL: t.prometheus, HTTP: cfg, Timeout: t.timeout, Redact: secrets})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--prometheus: %w", err)
+	}
+	// The policy is read once the credentials are in secrets: a
+	// credential file given as --policy by mistake would otherwise be
+	// quoted by the YAML error ("want a mapping, got <token>").
+	p, err := policies.Resolve(t.policy)
+	if err != nil {
+		return nil, nil, err
 	}
 	return &source{querier: c}, p, nil
 }
