@@ -140,7 +140,7 @@ func TestPartsCountTheWindow(t *testing.T) {
 		{"fixed range", `{name: s, objective: 99.9, ratio: {bad: 'sum(increase(b{service="$service"}[1m]))', total: 'sum(increase(t{service="$service"}[$window]))'}}`,
 			`spec.slis[0].ratio.bad: query "sum(increase(b{service=\"$service\"}[1m]))" does not use $window`},
 		{"rate() for events", `{name: s, allowance: 2, rate: {events: 'sum(rate(e{service="$service"}[$window]))'}}`,
-			`spec.slis[0].rate.events: query "sum(rate(e{service=\"$service\"}[$window]))" uses rate() or irate()`},
+			`spec.slis[0].rate.events: SLI "s": query "sum(rate(e{service=\"$service\"}[$window]))" uses rate() or irate()`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -304,8 +304,14 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 				break
 			}
 			if i == 0 && q.part == PartEvents && callsPerSecond(expr) {
-				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("query %s uses rate() or irate(): events are a count in the window, use increase()", quoteCut(q.expr))})
+				errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("SLI %q: query %s uses rate() or irate(): events are a count in the window, use increase()", s.Name, quoteCut(q.expr))})
 				break
+			}
+			if i == 0 && k < authored && q.part != PartPresence {
+				if op, n := scaledBy(expr); op != "" {
+					errs = append(errs, &FieldError{Path: fp, Msg: scaleProblem(s.Name, q.expr, op, n, s.Rate != nil)})
+					break
+				}
 			}
 			if i == 0 && k < authored {
 				// How the part reads when absent, from the query as

@@ -121,8 +121,6 @@ func (p *Policy) lint(lines map[string]int) []error {
 			fp := join(path, part.Field)
 			if fn := perSecondCall(e); s.Rate == nil && fn != "" {
 				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: perSecondProblem(s.Name, part.Expr, fn)})
-			} else if op, n := scaledBy(e); op != "" && part.Field != "rate.presence" {
-				errs = append(errs, &FieldError{Path: fp, Line: lineOf(lines, fp), Msg: scaleProblem(s.Name, part.Expr, op, n, s.Rate != nil)})
 			}
 			seen := map[string]bool{}
 			parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
@@ -192,7 +190,7 @@ func scaledBy(e parser.Expr) (op string, n float64) {
 }
 
 // scaleProblem says why a part that multiplies or divides its count by a
-// number is wrong: the engine's tests bound counts of events (README
+// number is refused (compile), although the policy would run: the engine's tests bound counts of events (README
 // "Statistics"), so a ratio SLI divided by 300 claims a 300th of its
 // evidence (and holds on thin evidence) and one multiplied claims evidence
 // it does not have; a rate SLI's burn is its events over its allowance, so

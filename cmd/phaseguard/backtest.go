@@ -47,7 +47,7 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 	if code, ok := parse(fs, e, args); !ok {
 		return code
 	}
-	src, p, err := t.open(e.secrets)
+	src, p, err := t.open(e)
 	if err != nil {
 		return fail(e, "backtest", err)
 	}

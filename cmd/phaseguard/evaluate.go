@@ -19,7 +19,7 @@ func runEvaluate(ctx context.Context, e env, args []string) int {
 	if code, ok := parse(fs, e, args); !ok {
 		return code
 	}
-	src, p, err := t.open(e.secrets)
+	src, p, err := t.open(e)
 	if err != nil {
 		return fail(e, "evaluate", err)
 	}

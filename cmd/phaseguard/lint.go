@@ -21,7 +21,7 @@ import (
 func runLint(_ context.Context, e env, args []string) int {
 	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: phaseguard lint FILE...\n\nValidates policy files: strict fields, types, objectives, windows, stages and every PromQL query,\nreporting every problem of a file at once. It also flags le/quantile matchers that only one\nspelling of their number satisfies (le=\"2\" against Prometheus 3's le=\"2.0\"), and ratio SLIs\nthat count with rate() or irate() where the engine needs events (increase()), and counts\nmultiplied or divided by a number: such policies load, but weigh their evidence (a rate SLI its\nburn) wrongly. Exit 1 if anything is reported.")
+		fmt.Fprintln(e.stderr, "Usage: phaseguard lint FILE...\n\nValidates policy files: strict fields, types, objectives, windows, stages and every PromQL query,\nreporting every problem of a file at once. It also flags le/quantile matchers that only one\nspelling of their number satisfies (le=\"2\" against Prometheus 3's le=\"2.0\"), and ratio SLIs\nthat count with rate() or irate() where the engine needs events (increase()): such policies load,\nbut read no events or hold on thin evidence. Exit 1 if anything is reported.")
 	}
 	if code, ok := parse(fs, e, args); !ok {
 		return code

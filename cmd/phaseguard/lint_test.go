@@ -102,5 +102,11 @@ func TestLintRatioRate(t *testing.T) {
 		if code != tt.want || !strings.Contains(out, tt.reason) {
 			t.Errorf("evaluate --policy %s: exit %d (want %d), output lacks %q?\n%s%s", tt.policy, code, tt.want, tt.reason, out, errOut)
 		}
+		// evaluate says on stderr what lint finds, and nothing when lint
+		// finds nothing.
+		notice := strings.Contains(errOut, "phaseguard: policy drain-by-rate: lint finds: line 14: spec.slis[0].ratio.bad: SLI")
+		if notice != (tt.policy == rate) || (tt.policy == increase && errOut != "") {
+			t.Errorf("evaluate --policy %s: stderr %q", tt.policy, errOut)
+		}
 	}
 }

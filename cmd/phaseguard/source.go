@@ -21,6 +21,7 @@ import (
 	"github.com/phaseguard/phaseguard/policies"
 	"github.com/phaseguard/phaseguard/promapi"
 	"github.com/phaseguard/phaseguard/replay"
+	"github.com/phaseguard/phaseguard/report"
 	"github.com/phaseguard/phaseguard/scenarios"
 )
 
@@ -115,7 +116,35 @@ func (s *source) Close() {
 
 // open validates the flags and opens the data source and the policy. A
 // Prometheus client adds its credentials, and what it sends, to secrets.
-func (t *targetFlags) open(secrets *redact.Set) (*source, *policies.Policy, error) {
+func (t *targetFlags) open(e env) (*source, *policies.Policy, error) {
+	s, p, err := t.openSource(e.secrets)
+	if err == nil {
+		lintNotice(e, p)
+	}
+	return s, p, err
+}
+
+// maxLintNotices bounds what lintNotice writes.
+const maxLintNotices = 3
+
+// lintNotice writes to stderr what phaseguard lint finds in a policy that
+// loads (policies.Policy.Warnings: a ratio counted with rate(), an le
+// spelling one server version lacks), which a hold or a pass may owe to
+// it: the first maxLintNotices findings and a count of the rest.
+func lintNotice(e env, p *policies.Policy) {
+	ws := p.Warnings()
+	for i, w := range ws {
+		if i == maxLintNotices {
+			fmt.Fprintf(e.stderr, "  and %d more: run phaseguard lint on the policy\n", len(ws)-i)
+			break
+		}
+		for _, l := range report.Wrap(fmt.Sprintf("phaseguard: policy %s: lint finds: %v", p.Metadata.Name, w), report.Width, "", "    ") {
+			fmt.Fprintln(e.stderr, l)
+		}
+	}
+}
+
+func (t *targetFlags) openSource(secrets *redact.Set) (*source, *policies.Policy, error) {
 	if t.output != "text" && t.output != "json" {
 		return nil, nil, fmt.Errorf("--output %q: want text or json", t.output)
 	}

@@ -43,7 +43,7 @@ func runWatch(ctx context.Context, e env, args []string) int {
 	case *pace < 0 || *pace > maxPace:
 		return fail(e, "watch", fmt.Errorf("--pace %s: want 0 to %s", *pace, model.Duration(maxPace)))
 	}
-	src, p, err := t.open(e.secrets)
+	src, p, err := t.open(e)
 	if err != nil {
 		return fail(e, "watch", err)
 	}
