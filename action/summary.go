@@ -29,10 +29,11 @@ import (
 var summaryTemplate string
 
 var summaryTmpl = template.Must(template.New("summary").Funcs(template.FuncMap{
-	"md":    md,
-	"code":  code,
-	"fence": fence,
-	"icon":  icon,
+	"md":     md,
+	"code":   code,
+	"fence":  fence,
+	"icon":   icon,
+	"plural": report.Plural,
 }).Parse(summaryTemplate))
 
 // summary is what the template renders.

@@ -542,7 +542,7 @@ func judge(in sliInput) (SLIResult, *noData, policies.Part) {
 			in.stableHash, in.over(longest.d), stableMissing)
 	case kind == policies.KindRatio && life.total < p.Spec.MinSamples:
 		r.Decision = Hold
-		r.Reason = fmt.Sprintf("thin evidence: %s of %s events needed %s", fmtCount(life.total), fmtCount(p.Spec.MinSamples), in.since(life.d))
+		r.Reason = fmt.Sprintf("thin evidence: %s of %s events needed %s", FormatCount(life.total), FormatCount(p.Spec.MinSamples), in.since(life.d))
 		r.Reason += in.timeToDecide(life, kind, budget, fastest)
 	case longest.overBudget(kind, budget, p.Spec.Alpha):
 		// Over budget at the policy's alpha in the longest window, but not
@@ -678,24 +678,31 @@ func spanOf(d, span time.Duration) string {
 // event" or "13 events".
 func fmtEvents(w window, kind string) string {
 	if kind == policies.KindRate {
-		return fmtCount(w.bad) + plural(w.bad, " event", " events")
+		return FormatCount(w.bad) + plural(w.bad, " event", " events")
 	}
-	return fmt.Sprintf("%s bad of %s%s", fmtCount(w.bad), fmtCount(w.total), plural(w.total, " event", " events"))
+	return fmt.Sprintf("%s bad of %s%s", FormatCount(w.bad), FormatCount(w.total), plural(w.total, " event", " events"))
 }
 
-// fmtCount formats an event count: increase() extrapolates to a window's
-// edges, so counts have fractions; they are rounded, and one between 0
-// and ½ is "<1" (report.Count does the same for tables).
-func fmtCount(n float64) string {
-	if n > 0 && n < 0.5 {
+// FormatCount formats an event count for a reason or a table: increase()
+// extrapolates to a window's edges, so counts have fractions; they are
+// rounded, one between 0 and ½ is "<1", and from a billion on three
+// significant digits ("1.84e+19": a counter near 2^64 has no meaningful
+// last digits). NaN and ±Inf are "-".
+func FormatCount(n float64) string {
+	switch {
+	case math.IsNaN(n) || math.IsInf(n, 0):
+		return "-"
+	case n > 0 && n < 0.5:
 		return "<1"
+	case math.Abs(n) >= 1e9:
+		return fmt.Sprintf("%.3g", n)
 	}
 	return fmt.Sprintf("%.0f", n)
 }
 
 // plural is one when n formats as 1 or <1, else many.
 func plural(n float64, one, many string) string {
-	if c := fmtCount(n); c == "1" || c == "<1" {
+	if c := FormatCount(n); c == "1" || c == "<1" {
 		return one
 	}
 	return many

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/phaseguard/phaseguard/analysis"
+	"github.com/phaseguard/phaseguard/policies"
 )
 
 // Width is the number of columns the report fills: reasons wrap at it,
@@ -49,14 +50,21 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 		head = append(head, "LIFE")
 	}
 	rows := [][]string{append(head, "EVENTS")}
+	idle := false
 	for _, s := range v.SLIs {
 		row := []string{s.Name, string(s.Decision), Value(s.Kind, s.Budget)}
 		for i := range wins {
-			b := analysis.Num(math.NaN())
+			cell := "-"
 			if i < len(s.Windows) {
-				b = s.Windows[i].Burn
+				w := s.Windows[i]
+				cell = Burn(w.Burn)
+				// A window with data and no event has no burn, which is
+				// not the "-" of no data.
+				if s.Kind == policies.KindRatio && float64(w.Total) == 0 && math.IsNaN(float64(w.Burn)) {
+					cell, idle = "idle", true
+				}
 			}
-			row = append(row, Burn(b))
+			row = append(row, cell)
 		}
 		if life {
 			row = append(row, lifeCell(s))
@@ -70,7 +78,11 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 	if life {
 		key += " and since the canary's start (LIFE)"
 	}
-	key += "; EVENTS counted in the " + wins[0] + " window. An SLI fails only when both windows of a pair burn over the pair's limit."
+	key += "; EVENTS counted in the " + wins[0] + " window"
+	if idle {
+		key += "; idle: no event in the window, - no data"
+	}
+	key += ". An SLI fails only when both windows of a pair burn over the pair's limit."
 	for _, l := range Wrap(key, Width, "", "") {
 		fmt.Fprintln(w, l)
 	}
@@ -142,20 +154,13 @@ func Value(kind string, n analysis.Num) string {
 	return fmt.Sprintf("%.3g%%", f*100)
 }
 
-// Count formats an event count. Prometheus's increase() extrapolates to
-// the window's edges, so counts have fractions: they are rounded, and a
-// count between 0 and ½ reads "<1", not "0" (there was an event) nor
-// "0.3" (there are no thirds of an event).
-func Count(n analysis.Num) string {
-	f := float64(n)
-	switch {
-	case math.IsNaN(f) || math.IsInf(f, 0):
-		return "-"
-	case f > 0 && f < 0.5:
-		return "<1"
-	}
-	return fmt.Sprintf("%.0f", f)
-}
+// Count formats an event count as the engine's reasons do
+// (analysis.FormatCount). Prometheus's increase() extrapolates to the
+// window's edges, so counts have fractions: they are rounded, and a count
+// between 0 and ½ reads "<1", not "0" (there was an event) nor "0.3"
+// (there are no thirds of an event); from a billion on, three significant
+// digits.
+func Count(n analysis.Num) string { return analysis.FormatCount(float64(n)) }
 
 // Plural is n with its noun: "1 query", "14 queries".
 func Plural(n int, one, many string) string {

@@ -45,6 +45,26 @@ pair burn over the pair's limit.
 	}
 }
 
+// TestVerdictIdle: a ratio window with data and no event reads "idle",
+// told apart from the "-" of no data, and the caption says so.
+func TestVerdictIdle(t *testing.T) {
+	t.Parallel()
+	nan := analysis.Num(math.NaN())
+	v := &analysis.Verdict{Policy: "p", Decision: analysis.Hold, SLIs: []analysis.SLIResult{
+		{Name: "drain-failure", Kind: "ratio", Decision: analysis.Hold, Budget: 0.001, Samples: 0,
+			Windows: []analysis.WindowResult{{Window: "5m", Total: 0, Burn: nan}, {Window: "1m", Total: nan, Burn: nan}}},
+	}}
+	var b strings.Builder
+	if err := Verdict(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"drain-failure  hold     0.1%    idle  -   ", "idle: no event in the window, - no data"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 // TestTableWidth: a table wider than Width (a 63-rune SLI name, the
 // longest a policy allows, and three window pairs) keeps every line
 // within Width: the long name stands whole on a line of its own and its
