@@ -34,7 +34,9 @@ func (e *absentError) Error() string {
 	if len(e.families) == 0 {
 		return fmt.Sprintf("no %s series", e.part)
 	}
-	return "no series of " + strings.Join(e.families, ", ")
+	// The presence checks count series with two samples in the window
+	// (what increase() needs), not series that exist.
+	return "no series of " + strings.Join(e.families, ", ") + " with two samples in the window"
 }
 
 func (e *absentError) Unwrap() error { return ErrNoData }
