@@ -32,7 +32,7 @@ func TestIncompleteAnswersHold(t *testing.T) {
 		verdict string
 		reason  []string
 	}{
-		{name: "unaltered", server: proxy(nil), verdict: "pass", reason: []string{"all 7 SLIs pass: no window pair burns over its limit"}},
+		{name: "unaltered", server: proxy(nil), verdict: "pass", reason: []string{"all 7 SLIs pass: no window pair trips"}},
 		{name: "infos only", server: proxy(promapitest.Inform("PromQL info: metric might not be a counter")), verdict: "pass"},
 		{name: "victoriametrics isPartial", server: proxy(promapitest.MarkPartial), verdict: "hold",
 			reason: []string{"query error", "incomplete answer: partial response", `"isPartial": true`}},

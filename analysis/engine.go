@@ -371,9 +371,9 @@ func combine(v *Verdict, p *policies.Policy) (Decision, string) {
 	// are what count, so a single window burning over budget (1.6× over
 	// 15m, where the 15m/3m pair's limit is 2×) is no contradiction.
 	if len(v.SLIs) == 1 {
-		return Pass, "the SLI passes: no window pair burns over its limit" + nearestPair(v.SLIs, p)
+		return Pass, "the SLI passes: no window pair trips" + nearestPair(v.SLIs, p)
 	}
-	return Pass, fmt.Sprintf("all %d SLIs pass: no window pair burns over its limit%s", len(v.SLIs), nearestPair(v.SLIs, p))
+	return Pass, fmt.Sprintf("all %d SLIs pass: no window pair trips%s", len(v.SLIs), nearestPair(v.SLIs, p))
 }
 
 // nSLIs is "1 SLI" or "7 SLIs".
@@ -386,8 +386,11 @@ func nSLIs(n int) string {
 
 // nearestPair names the SLI and window pair nearest to tripping, the one
 // whose lower burn of the two windows is the largest share of the pair's
-// factor: "; nearest, slow-propagation: 1.61× over 15m and 0.00× over 3m
-// (limit 2×)". Empty when no pair has burns on both windows.
+// factor, and why it did not trip: "; nearest, slow-propagation: 1.61×
+// over 15m and 5.13× over 3m (a pair trips only when both exceed its
+// limit, 2×)", or, when both do, that the long window is not significantly
+// over budget (judge: a trip needs it). Empty when no pair has burns on
+// both windows.
 func nearestPair(slis []SLIResult, p *policies.Policy) string {
 	best, out := -1.0, ""
 	for _, s := range slis {
@@ -398,7 +401,11 @@ func nearestPair(slis []SLIResult, p *policies.Policy) string {
 				continue
 			}
 			best = lo / pair.Factor
-			out = fmt.Sprintf("; nearest, %s: %s over %s and %s over %s (limit %g×)", s.Name, fmtBurn(long), pair.Long, fmtBurn(short), pair.Short, pair.Factor)
+			why := fmt.Sprintf("a pair trips only when both exceed its limit, %g×", pair.Factor)
+			if lo > pair.Factor {
+				why = fmt.Sprintf("both over its limit, %g×, but with too few events to show the %s window over budget", pair.Factor, pair.Long)
+			}
+			out = fmt.Sprintf("; nearest, %s: %s over %s and %s over %s (%s)", s.Name, fmtBurn(long), pair.Long, fmtBurn(short), pair.Short, why)
 		}
 	}
 	return out

@@ -162,7 +162,7 @@ spec:
 	all := every(1)
 	some := map[string]float64{"15m": 1, "5m": 1}
 	v := evaluate(t, answers{"presence/0": all}, p, "")
-	if v.Decision == analysis.Pass && !strings.Contains(v.Reason, "no window pair burns over its limit") {
+	if v.Decision == analysis.Pass && !strings.Contains(v.Reason, "no window pair trips") {
 		t.Errorf("no flaps with the family exported: %s %q", v.Decision, v.Reason)
 	}
 	v = evaluate(t, answers{"presence/0": some}, p, "")

@@ -44,7 +44,7 @@ func TestPluginInProcess(t *testing.T) {
 			message         string
 			md              map[string]string
 		}{
-			{"healthy", "", v1alpha1.AnalysisPhaseSuccessful, "no window pair burns over its limit", map[string]string{"verdict": "pass", "sli.drain-failure.verdict": "pass"}},
+			{"healthy", "", v1alpha1.AnalysisPhaseSuccessful, "no window pair trips", map[string]string{"verdict": "pass", "sli.drain-failure.verdict": "pass"}},
 			{"drain-misrouting", "", v1alpha1.AnalysisPhaseFailed, "drain-failure", map[string]string{"verdict": "fail", "sli.drain-failure.verdict": "fail"}},
 			{"thin-traffic", "", v1alpha1.AnalysisPhaseInconclusive, "", map[string]string{"verdict": "hold"}},
 			{"flapping", "", v1alpha1.AnalysisPhaseFailed, "flaps", map[string]string{"verdict": "fail"}},

@@ -36,7 +36,7 @@ func TestIncompleteAnswersAreInconclusive(t *testing.T) {
 		want    v1alpha1.AnalysisPhase
 		message []string
 	}{
-		{name: "unaltered", server: proxy(nil), want: v1alpha1.AnalysisPhaseSuccessful, message: []string{"all 7 SLIs pass: no window pair burns over its limit"}},
+		{name: "unaltered", server: proxy(nil), want: v1alpha1.AnalysisPhaseSuccessful, message: []string{"all 7 SLIs pass: no window pair trips"}},
 		{name: "infos only", server: proxy(promapitest.Inform("PromQL info: metric might not be a counter")), want: v1alpha1.AnalysisPhaseSuccessful},
 		{name: "victoriametrics isPartial", server: proxy(promapitest.MarkPartial), want: v1alpha1.AnalysisPhaseInconclusive,
 			message: []string{"query error", "incomplete answer: partial response", `"isPartial": true`}},
