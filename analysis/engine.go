@@ -162,7 +162,7 @@ func (e *Engine) Evaluate(ctx context.Context, r Request) (*Verdict, error) {
 		if !at.After(r.Since) {
 			// Nothing of the stage to judge yet: hold, never pass.
 			return &Verdict{Time: at.UTC(), Policy: p.Metadata.Name, Stage: r.Stage, Since: r.Since.UTC(), Decision: Hold,
-				Reason: fmt.Sprintf("the stage started at %s, no earlier than this look: nothing to judge yet", r.Since.UTC().Format(time.RFC3339)),
+				Reason: fmt.Sprintf("the canary started serving at %s (since), no earlier than this look: nothing to judge yet", r.Since.UTC().Format(time.RFC3339)),
 				SLIs:   []SLIResult{}}, nil
 		}
 		if d := at.Sub(r.Since); d < slices.Max(p.Windows()) {
@@ -347,7 +347,7 @@ func combine(v *Verdict, p *policies.Policy) (Decision, string) {
 	}
 	more := func(n int) string {
 		if n > 1 {
-			return fmt.Sprintf(" (+%d more)", n-1)
+			return fmt.Sprintf(" (and %s more)", nSLIs(n-1))
 		}
 		return ""
 	}

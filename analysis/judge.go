@@ -152,6 +152,10 @@ func extract(sli *policies.SLI, t policies.Target, windows []time.Duration, span
 			switch {
 			case len(missing) > 0:
 				return 0, &absentError{part: p, families: missing}
+			case ok && v < 0 && v > -1e-9:
+				// Floating-point noise of the server's arithmetic
+				// (-2.2e-16 after a reset), not a negative count.
+				return 0, nil
 			case ok:
 				return v, invalid(p, v)
 			case !a.Safe:

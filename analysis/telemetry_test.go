@@ -199,6 +199,10 @@ func TestAbsentPart(t *testing.T) {
 			answers{"total": every(1000), "presence/1": every(1)}, analysis.Hold, `no series of req_total{code=~".+",pod_template_hash="7f8c9d6b4",service="checkout"}`},
 		{"a total no series measured (one sample each): no data, not zero requests", `{preset: drain-failure}`,
 			answers{"presence/0": every(1)}, analysis.Hold, "no total series"},
+		{"a bad count of -2.2e-16 (the server's rounding): zero", `{preset: drain-failure}`,
+			answers{"bad": every(-2.2e-16 / 15), "total": every(1000), "presence/0": every(1)}, analysis.Pass, "no window pair over its limit"},
+		{"a negative bad count: not a count, hold", `{preset: drain-failure}`,
+			answers{"bad": every(-1), "total": every(1000), "presence/0": every(1)}, analysis.Hold, "is -15: not a count"},
 		{"bad well above total: a data error", `{preset: drain-failure}`,
 			answers{"bad": every(500), "total": every(100), "presence/0": every(1)}, analysis.Hold, "exceeds total"},
 	} {
