@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/common/config"
 
@@ -77,7 +78,9 @@ func (h *headerFlag) String() string {
 
 func (h *headerFlag) Set(v string) error {
 	name, _, ok := strings.Cut(v, ":")
-	if !ok || strings.TrimSpace(name) == "" {
+	// A control character (CR, LF) would split the header on the wire:
+	// refused with the malformed, never quoted (the value may be a secret).
+	if !ok || strings.TrimSpace(name) == "" || strings.ContainsFunc(v, unicode.IsControl) {
 		h.bad++
 		return nil
 	}
@@ -209,7 +212,7 @@ func (t *targetFlags) openSource(secrets *redact.Set) (*source, *policies.Policy
 	}
 	if t.headers.bad > 0 {
 		// The value may be a credential: never repeat it.
-		return nil, nil, fmt.Errorf("--header: %d value(s) without a colon: want 'Name: value'", t.headers.bad)
+		return nil, nil, fmt.Errorf("--header: %d value(s) without a colon or with a control character (CR, LF): want 'Name: value' on one line", t.headers.bad)
 	}
 	if len(t.headers.lines) > 0 {
 		if cfg.HTTPHeaders == nil {
