@@ -44,14 +44,14 @@ func DemoSpecs() []Spec {
 		}),
 		demo(Spec{
 			Name:        "drain-misrouting",
-			Description: "From mid-stage, 20 % of the canary's requests hit draining instances (F1, 200x the drain-failure budget); Istio reports them as 503 UH/UF.",
+			Description: "From 15 min after the canary's start (5 min into canary-50), 20 % of its requests hit draining instances (F1, 200x the drain-failure budget); Istio reports them as 503 UH/UF.",
 			Seed:        102,
 			CanaryRate:  50,
 			Fault:       &Fault{Kind: DrainMisrouting, Onset: 15 * time.Minute, Severity: 0.2},
 		}),
 		demo(Spec{
 			Name:        "flapping",
-			Description: "From 10 min into the stage, the canary pod flaps back from draining or init to active 60 times an hour (F4, 30x the flap allowance) and its readiness toggles.",
+			Description: "From 10 min after its start, when canary-50 begins, the canary pod flaps back from draining or init to active 60 times an hour (F4, 30x the flap allowance) and its readiness toggles.",
 			Seed:        103,
 			CanaryRate:  50,
 			Fault:       &Fault{Kind: ReadinessFlapping, Onset: 10 * time.Minute, Severity: 0.25},
@@ -64,7 +64,7 @@ func DemoSpecs() []Spec {
 		}),
 		demo(Spec{
 			Name:        "stable-also-bad",
-			Description: "From mid-stage, 5 % of requests hit draining instances on the stable version and the canary alike (F1, scope both): not the canary's fault.",
+			Description: "From 15 min after the canary's start, 5 % of requests hit draining instances on the stable version and the canary alike (F1, scope both): not the canary's fault.",
 			Seed:        105,
 			CanaryRate:  50,
 			Fault:       &Fault{Kind: DrainMisrouting, Onset: 15 * time.Minute, Severity: 0.05, Scope: ScopeBoth},
