@@ -1,6 +1,7 @@
 // Package report renders verdicts for people: a header, an aligned table
-// and the reasons, in 100 columns, for a terminal; one line per look for a
-// backtest or a watch; a live status block for a watch on a terminal.
+// and the reasons, in 100 columns, for a terminal; a line per look for a
+// backtest or a watch, its reason wrapped under it; a live status block
+// for a watch on a terminal.
 // Machines read the JSON of analysis.Verdict instead.
 package report
 
@@ -118,11 +119,14 @@ func lifeCell(s analysis.SLIResult) string {
 	return "-"
 }
 
-// Line is one look of a backtest: time, verdict, the highest burn over any
-// SLI and window (a single window's: see Verdict for what trips) and
-// the reason, on one line.
-func Line(v *analysis.Verdict) string {
-	return fmt.Sprintf("%s  %-4s  peak window burn %-6s  %s", v.Time.Format(time.RFC3339), v.Decision, Burn(analysis.Num(v.MaxBurn())), v.Reason)
+// Line is one look of a backtest as a log entry (Entry) of at most width
+// runes a line: time, verdict, the highest burn over any SLI and window
+// (a single window's: see Verdict for what trips) and the reason, which
+// wraps under it indented by four spaces. Only a look's first line starts
+// with its time.
+func Line(v *analysis.Verdict, width int) []string {
+	return Entry([]string{v.Time.Format(time.RFC3339), fmt.Sprintf("%-4s", v.Decision), fmt.Sprintf("peak window burn %-6s", Burn(analysis.Num(v.MaxBurn())))},
+		v.Reason, width, "    ")
 }
 
 // Badge is the decision in capitals, for a glance.

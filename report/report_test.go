@@ -208,7 +208,7 @@ func TestStatus(t *testing.T) {
 	if got := strings.Join(st.Lines(99), "\n"); !strings.Contains(got, "HOLD (decides the stage)") || strings.Contains(got, "next look") {
 		t.Errorf("deciding look:\n%s", got)
 	}
-	if got := st.Line(); !strings.HasPrefix(got, "2026-01-01T00:16:00Z  look 12/30  hold  9m left  worst phase-mismatch 2.50× over 3m  phase-mismatch: thin") {
+	if got := st.Line(Width); got[0] != "2026-01-01T00:16:00Z  look 12/30  hold  9m left  worst phase-mismatch 2.50× over 3m  phase-mismatch:" {
 		t.Errorf("line: %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 
@@ -12,7 +13,7 @@ import (
 )
 
 // Status is a watched stage after a look: what a watch shows live on a
-// terminal (Lines) or logs as one line per look (Line).
+// terminal (Lines) or logs for each look (Line).
 type Status struct {
 	Policy, Stage string
 	Look, Looks   int           // this look's number, 1-based, and the stage's planned looks
@@ -67,20 +68,59 @@ func (s Status) Lines(width int) []string {
 	return append(lines, reason...)
 }
 
-// Line is the status as one timestamped log line: the look's time, look k
-// of n, the decision so far, the stage time left, the worst SLI and the
-// reason, whole.
-func (s Status) Line() string {
+// Line is the status as a timestamped log entry (Entry) of at most width
+// runes a line: the look's time, look k of n, the decision so far, the
+// stage time left, the worst SLI and the reason, whole, which wraps under
+// it indented by four spaces. Only a look's first line starts with its
+// time.
+func (s Status) Line(width int) []string {
 	v := s.Verdict
 	state := string(v.Decision)
 	if !s.Final {
 		state += " so far"
 	}
-	line := fmt.Sprintf("%s  look %d/%d  %s  %s left", v.Time.Format(time.RFC3339), s.Look, s.Looks, state, model.Duration(max(s.Left, 0).Round(time.Second)))
+	fields := []string{v.Time.Format(time.RFC3339), fmt.Sprintf("look %d/%d", s.Look, s.Looks), state,
+		fmt.Sprintf("%s left", model.Duration(max(s.Left, 0).Round(time.Second)))}
 	if w := worst(v); w != "" && v.Decision != analysis.Pass {
-		line += "  worst " + w
+		fields = append(fields, "worst "+w)
 	}
-	return line + "  " + v.Reason
+	return Entry(fields, v.Reason, width, "    ")
+}
+
+// Entry lays out a log entry in lines of at most width runes: fields two
+// spaces apart, then text, its words a space apart; the lines after the
+// first start with indent (a hanging indent), so that each entry's first
+// line stands out. A field moves to the next line whole rather than
+// being cut, and text wraps at spaces, never inside a word (see Wrap); a
+// field or word longer than a line stands whole on a line of its own.
+//
+//	2026-01-01T00:21:30Z  look 3/30  hold so far  13m30s left  worst flaps 30.0× over 1m  flaps: thin
+//	    evidence: 1 event since the canary's start (11m30s) cannot yet rule out a 10× burn (burn 2.61×,
+func Entry(fields []string, text string, width int, indent string) []string {
+	var lines []string
+	line, empty := "", true
+	add := func(sep, s string) {
+		if !empty && utf8.RuneCountInString(line)+len(sep)+utf8.RuneCountInString(s) > width {
+			lines = append(lines, strings.TrimRight(line, " "))
+			line, empty = indent, true
+		}
+		if !empty {
+			line += sep
+		}
+		line += s
+		empty = false
+	}
+	for _, f := range fields {
+		add("  ", f)
+	}
+	for i, word := range strings.Fields(text) {
+		sep := " "
+		if i == 0 {
+			sep = "  "
+		}
+		add(sep, word)
+	}
+	return append(lines, strings.TrimRight(line, " "))
 }
 
 // worst names the SLI with the worst decision (the highest burn among

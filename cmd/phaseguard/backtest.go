@@ -100,7 +100,9 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 			}
 			continue
 		}
-		fmt.Fprintln(e.stdout, report.Line(v))
+		for _, l := range report.Line(redactedReason(e.secrets, v), report.Width) {
+			fmt.Fprintln(e.stdout, l)
+		}
 	}
 	return exitCode(worst)
 }

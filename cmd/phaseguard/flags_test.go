@@ -53,7 +53,7 @@ func TestTimeFlags(t *testing.T) {
 			args = append(args, "--"+tt.flag+"="+tt.value)
 			code, out, errOut := runCLI(t, args...)
 			want := "--" + tt.flag + " " + `"` + tt.value + `": ` + tt.want
-			if code != exitError || !strings.Contains(errOut, want) {
+			if code != exitError || !strings.Contains(unwrapped(errOut), want) {
 				t.Errorf("exit %d (want %d), stderr %q, want it to contain %q\nstdout: %s", code, exitError, errOut, want, out)
 			}
 		})

@@ -28,8 +28,7 @@ const pluginFileMode = 0o755
 func runInstallPlugin(_ context.Context, e env, args []string) int {
 	set := flag.NewFlagSet("install-plugin", flag.ContinueOnError)
 	name := set.String("name", "phaseguard", fmt.Sprintf("file name of the copy inside DIR (one path element, at most %d bytes)", maxNameLen))
-	set.Usage = func() {
-		fmt.Fprintln(e.stderr, `Usage: phaseguard install-plugin [--name NAME] DIR
+	usage := `Usage: phaseguard install-plugin [--name NAME] DIR
 
 Copies this phaseguard binary into the existing directory DIR as DIR/NAME
 (mode 0755), atomically: a temporary file in DIR, synced, then renamed over
@@ -37,12 +36,8 @@ NAME, so the Argo Rollouts controller never sees a partial binary. Prints
 the copy's SHA-256 and path in sha256sum format. For an init container of
 the controller's pod (examples/controller-init-container.yaml): the image
 has no shell or cp. Exit 3 if DIR is missing, not a directory or not
-writable.
-
-Flags:`)
-		set.PrintDefaults()
-	}
-	if code, ok := parse(set, e, args); !ok {
+writable.`
+	if code, ok := parseUsage(set, e, args, usage); !ok {
 		return code
 	}
 	if set.NArg() != 1 {

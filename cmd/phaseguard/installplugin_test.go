@@ -276,7 +276,7 @@ func TestInstallPlugin(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, out, errOut)
 			}
 			if tt.wantErr != "" {
-				if want := strings.ReplaceAll(tt.wantErr, "BASE", base); !strings.Contains(errOut, want) {
+				if want := strings.ReplaceAll(tt.wantErr, "BASE", base); !strings.Contains(unwrapped(errOut), want) {
 					t.Errorf("stderr %q, want it to contain %q", errOut, want)
 				}
 				if out != "" {
@@ -407,7 +407,7 @@ func TestInstallPluginBinary(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != exitError {
 		t.Fatalf("read-only directory: %v, stdout %q; want exit %d", err, out, exitError)
 	}
-	if want := `phaseguard install-plugin: directory "` + readOnly + `": create a temporary file: permission denied`; !strings.Contains(string(ee.Stderr), want) {
+	if want := `phaseguard install-plugin: directory "` + readOnly + `": create a temporary file: permission denied`; !strings.Contains(unwrapped(string(ee.Stderr)), want) {
 		t.Errorf("read-only directory: stderr %q, want %q", ee.Stderr, want)
 	}
 	if got := listDir(t, readOnly); len(got) != 0 {

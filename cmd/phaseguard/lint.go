@@ -20,10 +20,8 @@ import (
 
 func runLint(_ context.Context, e env, args []string) int {
 	fs := flag.NewFlagSet("lint", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: phaseguard lint FILE...\n\nValidates policy files: strict fields, types, objectives, windows, stages and every PromQL query,\nreporting every problem of a file at once. It also flags le/quantile matchers that only one\nspelling of their number satisfies (le=\"2\" against Prometheus 3's le=\"2.0\"), and ratio SLIs\nthat count with rate() or irate() where the engine needs events (increase()): such policies load,\nbut read no events or hold on thin evidence. Exit 1 if anything is reported.")
-	}
-	if code, ok := parse(fs, e, args); !ok {
+	usage := "Usage: phaseguard lint FILE...\n\nValidates policy files: strict fields, types, objectives, windows, stages and every PromQL query,\nreporting every problem of a file at once. It also flags le/quantile matchers that only one\nspelling of their number satisfies (le=\"2\" against Prometheus 3's le=\"2.0\"), and ratio SLIs\nthat count with rate() or irate() where the engine needs events (increase()): such policies load,\nbut read no events or hold on thin evidence. Exit 1 if anything is reported."
+	if code, ok := parseUsage(fs, e, args, usage); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
@@ -38,11 +36,11 @@ func runLint(_ context.Context, e env, args []string) int {
 			var pe *policies.Error
 			if errors.As(err, &pe) {
 				for _, fe := range pe.Errs {
-					fmt.Fprintf(e.stdout, "%s: %s\n", path, fe)
+					finding(e, path, fe.Error())
 				}
 				continue
 			}
-			fmt.Fprintf(e.stdout, "%s: %s\n", path, err)
+			finding(e, path, err.Error())
 			continue
 		}
 		var stages []string
@@ -52,9 +50,19 @@ func runLint(_ context.Context, e env, args []string) int {
 		if len(stages) == 0 {
 			stages = []string{"none"}
 		}
-		fmt.Fprintf(e.stdout, "%s: ok: policy %s, %s, %s, stages %s\n", path, p.Metadata.Name, report.Plural(len(p.Spec.SLIs), "SLI", "SLIs"), report.Plural(len(p.Spec.Windows), "window pair", "window pairs"), strings.Join(stages, " -> "))
+		finding(e, path, fmt.Sprintf("ok: policy %s, %s, %s, stages %s", p.Metadata.Name, report.Plural(len(p.Spec.SLIs), "SLI", "SLIs"), report.Plural(len(p.Spec.Windows), "window pair", "window pairs"), strings.Join(stages, " -> ")))
 	}
 	return code
+}
+
+// finding prints what lint says of the file at path, "PATH: line N:
+// field: problem" or "PATH: ok: ...", within report.Width: a longer one
+// wraps under its first line indented by four spaces, so that each line
+// starting with the path begins a finding (grep FILE finds them all).
+func finding(e env, path, msg string) {
+	for _, l := range fit(path+": "+msg, "", "    ") {
+		fmt.Fprintln(e.stdout, l)
+	}
 }
 
 // runPresets lists the built-in policies and SLI presets, or prints one:
@@ -64,10 +72,8 @@ func runLint(_ context.Context, e env, args []string) int {
 // (the extra text is comments), so the output can start a policy file.
 func runPresets(_ context.Context, e env, args []string) int {
 	fs := flag.NewFlagSet("presets", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "Usage: phaseguard presets [NAME]\n\nWithout NAME, lists the built-in policies (for --policy) and SLI presets (for `- preset: NAME`\nin a policy's spec.slis). With NAME, prints that policy or SLI preset as YAML with its PromQL.")
-	}
-	if code, ok := parse(fs, e, args); !ok {
+	usage := "Usage: phaseguard presets [NAME]\n\nWithout NAME, lists the built-in policies (for --policy) and SLI presets (for `- preset: NAME`\nin a policy's spec.slis). With NAME, prints that policy or SLI preset as YAML with its PromQL."
+	if code, ok := parseUsage(fs, e, args, usage); !ok {
 		return code
 	}
 	switch {

@@ -29,7 +29,7 @@ func TestLintFindings(t *testing.T) {
 				t.Errorf("exit %d, want %d\n%s%s", code, tt.want, out, errOut)
 			}
 			for _, want := range tt.out {
-				if !strings.Contains(out, want) {
+				if !strings.Contains(unwrapped(out), want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}
 			}
@@ -55,11 +55,11 @@ func TestLintOnePass(t *testing.T) {
 		"testdata: not a regular file (a directory)",
 		"empty.bad.yml: empty policy",
 	} {
-		if !strings.Contains(out, want) {
+		if !strings.Contains(unwrapped(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "objective: missing") {
+	if strings.Contains(unwrapped(out), "objective: missing") {
 		t.Errorf("the misspelt objective is reported missing too:\n%s", out)
 	}
 }
@@ -82,11 +82,11 @@ func TestLintRatioRate(t *testing.T) {
 		"counts with rate(), events per second", "use increase()",
 		increase + ": ok: policy drain-by-increase, 1 SLI, 2 window pairs, stages none",
 	} {
-		if !strings.Contains(out, want) {
+		if !strings.Contains(unwrapped(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "counts with rate()"); n != 2 {
+	if n := strings.Count(unwrapped(out), "counts with rate()"); n != 2 {
 		t.Errorf("%d findings, want 2 (bad and total of the rate() SLI, none of the increase() one):\n%s", n, out)
 	}
 

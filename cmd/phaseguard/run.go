@@ -9,12 +9,14 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
 	"github.com/phaseguard/phaseguard/action"
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/internal/redact"
+	"github.com/phaseguard/phaseguard/report"
 )
 
 // Exit codes, so that a shell pipeline can gate on a verdict.
@@ -113,15 +115,30 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-*s %s\n", width, n, cmds[n].summary)
+		// A summary too long for the line wraps under itself.
+		head := fmt.Sprintf("  %-*s ", width, n)
+		for _, l := range report.Wrap(cmds[n].summary, report.Width, head, strings.Repeat(" ", len(head))) {
+			fmt.Fprintln(w, l)
+		}
 	}
 	fmt.Fprintln(w, "\nExit codes: 0 pass, 1 fail, 2 hold, 3 error, 4 usage.")
 	fmt.Fprintln(w, "Run 'phaseguard <command> -h' for a command's flags.")
 }
 
-// parse parses flags, reporting errors the same way for every command.
+// parse parses flags, reporting errors the same way for every command;
+// -h prints "Usage: phaseguard NAME [flags]" and the flags (flagUsage).
 func parse(fs *flag.FlagSet, e env, args []string) (code int, ok bool) {
+	return parseUsage(fs, e, args, fmt.Sprintf("Usage: phaseguard %s [flags]", fs.Name()))
+}
+
+// parseUsage is parse for a command that describes itself: -h prints
+// text, then the flags if it has any.
+func parseUsage(fs *flag.FlagSet, e env, args []string, text string) (code int, ok bool) {
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(e.stderr, text)
+		flagUsage(e.stderr, fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitPass, false
@@ -135,6 +152,34 @@ func parse(fs *flag.FlagSet, e env, args []string) (code int, ok bool) {
 	return 0, true
 }
 
+// flagUsage writes the flags of fs as flag.PrintDefaults does, after a
+// "Flags:" line, with each usage text wrapped at spaces to report.Width
+// (the indent "    \t" counted as the 8 columns it fills) rather than on
+// one line however long. Nothing when fs has no flags.
+func flagUsage(w io.Writer, fs *flag.FlagSet) {
+	// PrintDefaults knows each flag's type name and whether its default
+	// is worth showing; its usage lines start "    \t".
+	var b strings.Builder
+	out := fs.Output()
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+	if b.Len() == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	for l := range strings.Lines(b.String()) {
+		l = strings.TrimSuffix(l, "\n")
+		if text, ok := strings.CutPrefix(l, "    \t"); ok {
+			for _, wl := range report.Wrap(text, report.Width-8, "", "") {
+				fmt.Fprintln(w, "    \t"+wl)
+			}
+			continue
+		}
+		fmt.Fprintln(w, l)
+	}
+}
+
 // exitCode maps a decision to the process exit code.
 func exitCode(d analysis.Decision) int {
 	switch d {
@@ -146,11 +191,45 @@ func exitCode(d analysis.Decision) int {
 	return exitHold
 }
 
-// fail reports err for a command and returns exitError.
+// fail reports err for a command and returns exitError. The lines of the
+// error after its first (errors.Join puts a problem on each) are indented
+// by two spaces; a line that does not fit report.Width wraps at spaces
+// under itself, indented by two spaces more than it (the first line's
+// under "phaseguard CMD:", by two). The error is redacted before it
+// wraps: stderr's redaction goes by lines, and would miss a secret of
+// several words that a wrap split.
 func fail(e env, cmd string, err error) int {
-	msg := err.Error()
-	fmt.Fprintf(e.stderr, "phaseguard %s: %s\n", cmd, strings.ReplaceAll(msg, "\n", "\n  "))
+	for i, l := range strings.Split(e.secrets.String(err.Error()), "\n") {
+		text := strings.TrimLeft(l, " ")
+		lead := l[:len(l)-len(text)]
+		first, rest := "phaseguard "+cmd+": "+lead, "  "
+		if i > 0 {
+			first, rest = "  "+lead, "    "+lead
+		}
+		for _, wl := range fit(text, first, rest) {
+			fmt.Fprintln(e.stderr, wl)
+		}
+	}
 	return exitError
+}
+
+// redactedReason is v with its reason redacted by secrets, for a layout
+// that wraps the reason: stdout's redaction goes by lines, and would miss
+// a secret of several words that a wrap split.
+func redactedReason(secrets *redact.Set, v *analysis.Verdict) *analysis.Verdict {
+	c := *v
+	c.Reason = secrets.String(v.Reason)
+	return &c
+}
+
+// fit is first+s as one line, its spacing kept, when that fits
+// report.Width; else s wrapped at spaces (report.Wrap: never inside a
+// word), its first line starting with first and the others with rest.
+func fit(s, first, rest string) []string {
+	if utf8.RuneCountInString(first+s) <= report.Width && !strings.Contains(s, "\n") {
+		return []string{first + s}
+	}
+	return report.Wrap(s, report.Width, first, rest)
 }
 
 // runAction is the GitHub Action's entry point: the Docker image runs

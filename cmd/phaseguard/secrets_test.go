@@ -151,7 +151,7 @@ func TestHostileCredentialFiles(t *testing.T) {
 			if code != exitError && code != exitUsage {
 				t.Errorf("exit %d, want an error", code)
 			}
-			if !strings.Contains(errOut, tt.want) {
+			if !strings.Contains(unwrapped(errOut), tt.want) {
 				t.Errorf("stderr %q, want %q", errOut, tt.want)
 			}
 			if strings.Contains(out+errOut, "hunter2") {

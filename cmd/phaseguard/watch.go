@@ -192,7 +192,9 @@ func (w *watch) run(ctx context.Context) int {
 				return fail(w.e, "watch", err)
 			}
 		} else {
-			fmt.Fprintln(w.e.stdout, st.Line())
+			logged := st
+			logged.Verdict = redactedReason(w.e.secrets, v)
+			fmt.Fprintln(w.e.stdout, strings.Join(logged.Line(w.width), "\n"))
 		}
 		if st.Final {
 			break
