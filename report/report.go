@@ -100,7 +100,8 @@ func Verdict(w io.Writer, v *analysis.Verdict) error {
 			fmt.Fprintln(w, l)
 		}
 	}
-	_, err := fmt.Fprintf(w, "\n%s; bounds at %s confidence, anytime-valid: however often the canary is looked at\n", Plural(v.Queries, "query", "queries"), analysis.FormatConfidence(v.Confidence))
+	foot := fmt.Sprintf("%s; every test at %s confidence or more (a reason gives its own), anytime-valid: however often the canary is looked at", Plural(v.Queries, "query", "queries"), analysis.FormatConfidence(v.Confidence))
+	_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(Wrap(foot, Width, "", ""), "\n"))
 	return err
 }
 

@@ -38,7 +38,8 @@ pair burn over the pair's limit.
   drain-failure (fail): burning
   flaps (hold): no data
 
-14 queries; bounds at 99.99% confidence, anytime-valid: however often the canary is looked at
+14 queries; every test at 99.99% confidence or more (a reason gives its own), anytime-valid: however
+often the canary is looked at
 `
 	if got := b.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)

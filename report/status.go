@@ -124,8 +124,9 @@ func Entry(fields []string, text string, width int, indent string) []string {
 }
 
 // worst names the SLI with the worst decision (the highest burn among
-// equals) and its peak window burn: "phase-mismatch 8.26× over 3m".
-// Empty when no SLI has a burn.
+// equals) and its peak window burn: "phase-mismatch 8.26× over 3m", or
+// "flaps (hold, no burn)" when it burns nothing. Empty when no SLI has a
+// burn.
 func worst(v *analysis.Verdict) string {
 	var top *analysis.SLIResult
 	topBurn := math.Inf(-1)
@@ -145,6 +146,11 @@ func worst(v *analysis.Verdict) string {
 			return top.Name + " (no data)"
 		}
 		return ""
+	}
+	if topBurn == 0 {
+		// Worst by its decision, not its burn: "worst: flaps 0.00×"
+		// named a worst that burns nothing.
+		return top.Name + " (" + string(top.Decision) + ", no burn)"
 	}
 	window := ""
 	for _, w := range top.Windows {
