@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -462,4 +463,35 @@ func commentBlock(out, head string) string {
 		b.WriteString(q + "\n")
 	}
 	return b.String()
+}
+
+// failingWriter fails every write, as stdout on a full disk or a closed
+// pipe does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestUnwritableOutput: a command whose output cannot be written says so
+// on stderr and never exits 0 (a pass nobody could read is no pass); a
+// hold keeps its code, and evaluate, which checks its writes, exits 3.
+func TestUnwritableOutput(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"demo", "--brief"}, exitError},
+		{[]string{"presets"}, exitError},
+		{[]string{"lint", "../../policies/examples/checkout.yaml"}, exitError},
+		{[]string{"plan"}, exitError},
+		{[]string{"evaluate", "--replay", "healthy"}, exitError},
+		{[]string{"backtest", "--replay", "thin-traffic"}, exitHold},
+		{[]string{"evaluate", "--replay", "flapping"}, exitError},
+	} {
+		var stderr bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), failingWriter{}, &stderr, func(string) string { return "" })
+		if code != tc.want || !strings.Contains(stderr.String(), "no space left on device") {
+			t.Errorf("%v: exit %d (want %d), stderr %q", tc.args, code, tc.want, stderr.String())
+		}
+	}
 }

@@ -70,7 +70,8 @@ func commands() map[string]command {
 // credentials it was sent in an error that reaches a reason.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	secrets := redact.New()
-	out, errOut := secrets.Writer(stdout), secrets.Writer(stderr)
+	sticky := &stickyWriter{w: stdout}
+	out, errOut := secrets.Writer(sticky), secrets.Writer(stderr)
 	defer errOut.Flush()
 	defer out.Flush()
 	e := env{stdin: stdin, stdout: out, stderr: errOut, getenv: getenv, secrets: secrets, terminal: terminalWidth(stdout, getenv)}
@@ -88,7 +89,33 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		usage(stderr, cmds)
 		return exitUsage
 	}
-	return c.run(ctx, e, args[1:])
+	code := c.run(ctx, e, args[1:])
+	out.Flush()
+	if sticky.err != nil && code != exitError && code != exitUsage { // those said why
+		// A report that was not written is no pass (stdout a full disk,
+		// a closed pipe); a fail or a hold keeps its code.
+		fmt.Fprintf(errOut, "phaseguard %s: writing the output: %v\n", args[0], sticky.err)
+		if code == exitPass {
+			code = exitError
+		}
+	}
+	return code
+}
+
+// stickyWriter writes to w and keeps the first error, which fmt.Fprint
+// callers do not check.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
 }
 
 // terminalWidth is w's width in columns when it is a terminal (80 when
