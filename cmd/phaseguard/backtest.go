@@ -41,7 +41,7 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 	fs := flag.NewFlagSet("backtest", flag.ContinueOnError)
 	var t targetFlags
 	t.register(fs)
-	from := fs.String("from", "", "start: RFC 3339 or Unix seconds (with --replay, default the start of the data)")
+	from := fs.String("from", "", "start: RFC 3339 or Unix seconds (with --replay, default the canary's start (--since) or else the start of the data)")
 	to := fs.String("to", "", "end, inclusive (with --replay, default the end of the data)")
 	step := fs.Duration("step", 0, "time between looks (default: the policy's interval)")
 	if code, ok := parse(fs, e, args); !ok {
@@ -55,6 +55,10 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 	var start, end time.Time
 	if src.store != nil {
 		start, end = src.store.Range()
+		// Looks before the canary's start only say "nothing to judge yet".
+		if t.sinceTime.After(start) && t.sinceTime.Before(end) {
+			start = t.sinceTime
+		}
 	} else if *from == "" || *to == "" {
 		return fail(e, "backtest", fmt.Errorf("--from and --to are required with --prometheus"))
 	}
