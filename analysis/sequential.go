@@ -125,6 +125,11 @@ func lowerBurn(kind string, k, n, budget, a float64) float64 {
 	rejects := func(b float64) bool { return logE(kind, k, n, budget, b, over) >= level }
 	// The point burn is never rejected: no alternative is likelier there.
 	hi := k / n / budget
+	if math.IsNaN(hi) || math.IsInf(hi, 0) {
+		// A count near float64's edge: the loop below must end (an
+		// infinite burn divided by 4 stays infinite).
+		hi = math.MaxFloat64
+	}
 	lo := hi
 	for !rejects(lo) {
 		lo /= 4

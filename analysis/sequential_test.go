@@ -146,3 +146,17 @@ func TestLiveStarts(t *testing.T) {
 		t.Error("restartShare(0, 0) is NaN")
 	}
 }
+
+// TestBoundsAtTheEdgeOfFloat64: a burn that overflows float64 (a hostile
+// counter near 1e308 over a short exposure) still gives bounds, at once:
+// lowerBurn's search once divided an infinite burn by 4 for ever.
+func TestBoundsAtTheEdgeOfFloat64(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{policies.KindRatio, policies.KindRate} {
+		lo := lowerBurn(kind, 1e308, 1e-10, 1e-6, 0.01)
+		hi := upperBurn(kind, 1e308, 1e-10, 1e-6, 0.01)
+		if math.IsNaN(lo) || math.IsNaN(hi) || lo > hi {
+			t.Errorf("%s: bounds [%g, %g]", kind, lo, hi)
+		}
+	}
+}

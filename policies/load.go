@@ -318,6 +318,15 @@ func (p *Policy) defaults(d *decoder) {
 // nameRE is a DNS-1123 label, as Kubernetes names one: at most 63
 // lower-case letters, digits and '-', a letter or digit at each end. A
 // name longer than that would not fit a report's columns either.
+// Bounds of an SLI's budget: an objective of at most 99.9999 % (one bad
+// event in a million) and an allowance of at least 1e-6 events per hour.
+// Tighter budgets cannot be tested by any canary's traffic and reach the
+// edge of float64 in the engine's bounds (a budget that rounds to zero).
+const (
+	MaxObjective = 99.9999
+	MinAllowance = 1e-6
+)
+
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // dnsLabel is what a name must be, for a message.
@@ -462,6 +471,11 @@ func (p *Policy) validate(d *decoder) []error {
 				bad(path+".objective", "must be a percentage of good events in [50, 100), got 0 (leave objective out for preset %s's %g)", sli.Preset, sliPresets[sli.Preset].Objective)
 			case !(sli.Objective >= 50 && sli.Objective < 100):
 				bad(path+".objective", "must be a percentage of good events in [50, 100), got %g (99.9 means a 0.1 %% budget)", sli.Objective)
+			case sli.Objective > MaxObjective:
+				// 99.99999999999 rounded to a zero budget and hung the
+				// engine; no canary's traffic can test a budget under
+				// one in a million anyway.
+				bad(path+".objective", "must be at most %g (a budget of one bad event in a million), got %g", MaxObjective, sli.Objective)
 			}
 			if sli.Allowance != 0 || given("allowance") {
 				bad(path+".allowance", "only for rate SLIs")
@@ -475,8 +489,8 @@ func (p *Policy) validate(d *decoder) []error {
 				bad(path+".allowance", "missing: a rate SLI needs an allowance in events per hour")
 			case sli.Allowance == 0 && sli.Preset != "":
 				bad(path+".allowance", "must be a positive number of events per hour, got 0 (leave allowance out for preset %s's %g)", sli.Preset, sliPresets[sli.Preset].Allowance)
-			case !(sli.Allowance > 0) || math.IsInf(sli.Allowance, 0):
-				bad(path+".allowance", "must be a positive number of events per hour, got %g", sli.Allowance)
+			case !(sli.Allowance >= MinAllowance) || math.IsInf(sli.Allowance, 0):
+				bad(path+".allowance", "must be a number of events per hour of at least %g (less cannot be tested by any canary), got %g", MinAllowance, sli.Allowance)
 			}
 			if sli.Objective != 0 || given("objective") {
 				bad(path+".objective", "only for ratio SLIs")
