@@ -312,6 +312,10 @@ func (s *SLI) compile(path string, windows []time.Duration) []error {
 					errs = append(errs, &FieldError{Path: fp, Msg: scaleProblem(s.Name, q.expr, op, n, s.Rate != nil)})
 					break
 				}
+				if what := notACount(expr); what != "" {
+					errs = append(errs, &FieldError{Path: fp, Msg: fmt.Sprintf("SLI %q: query %s %s, where the engine's tests need the events in the window as counted (sums of increase() or resets(), joined, added, or filtered with and, or, unless): the SLI would weigh evidence, or read a burn, it does not have", s.Name, quoteCut(q.expr), what)})
+					break
+				}
 			}
 			if i == 0 && k < authored {
 				// How the part reads when absent, from the query as

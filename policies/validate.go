@@ -189,6 +189,95 @@ func scaledBy(e parser.Expr) (op string, n float64) {
 	return op, n
 }
 
+// countFunctions are the functions a part may call: increase() and
+// resets() count events, label_replace() and label_join() only relabel,
+// vector() is a fallback (`or vector(0)`: the presence checks judge it),
+// and rate() and irate() are judged by their own rules (compile refuses
+// them in a rate SLI's events, lint flags them in a ratio's parts).
+var countFunctions = []string{"increase", "resets", "changes", "label_replace", "label_join", "vector", "rate", "irate"}
+
+// countAggregations are the aggregations a part may use: sum and count
+// add up, max, min and group pick an info metric's series for a join.
+var countAggregations = []parser.ItemType{parser.SUM, parser.COUNT, parser.MAX, parser.MIN, parser.GROUP}
+
+// notACount says what makes e something other than a count of events in
+// the window, or "" when nothing does: a value read at another time
+// (offset, @), a subquery, a function or aggregation that changes values
+// (clamp_max, round, avg, topk, *_over_time), arithmetic or a threshold
+// against a constant (* (1/60), / scalar(vector(60)), / time(), % 1,
+// > 1000), a bool comparison, a negation. Arithmetic between two vectors
+// that both read series (h_count - h_bucket, a join with an info metric)
+// and set operators (or, and, unless) are counts. scaledBy, checked
+// first, gives a multiplication by a number its own message.
+func notACount(e parser.Expr) string {
+	constant := func(e parser.Expr) bool {
+		found := false
+		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+			if _, ok := n.(*parser.VectorSelector); ok {
+				found = true
+			}
+			return nil
+		})
+		return !found
+	}
+	literal := func(e parser.Expr, v float64) bool {
+		for {
+			p, ok := e.(*parser.ParenExpr)
+			if !ok {
+				break
+			}
+			e = p.Expr
+		}
+		l, ok := e.(*parser.NumberLiteral)
+		return ok && l.Val == v
+	}
+	what := ""
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		if what != "" {
+			return nil
+		}
+		switch n := node.(type) {
+		case *parser.VectorSelector:
+			if n.OriginalOffset != 0 || n.OriginalOffsetExpr != nil || n.Timestamp != nil || n.StartOrEnd != 0 {
+				what = "reads " + n.Name + " at another time (offset or @): not the window's events"
+			}
+		case *parser.SubqueryExpr:
+			what = "uses a subquery"
+		case *parser.Call:
+			if !slices.Contains(countFunctions, n.Func.Name) {
+				what = "applies " + n.Func.Name + "(), which changes the count"
+			}
+		case *parser.AggregateExpr:
+			if !slices.Contains(countAggregations, n.Op) {
+				what = "aggregates with " + n.Op.String() + ", which is no count"
+			}
+		case *parser.UnaryExpr:
+			if n.Op == parser.SUB {
+				what = "negates the count"
+			}
+		case *parser.BinaryExpr:
+			switch {
+			case n.Op.IsSetOperator():
+			case n.ReturnBool:
+				what = "compares with bool: 0 or 1 for a count"
+			case n.Op.IsComparisonOperator():
+				if (constant(n.RHS) && !literal(n.RHS, 0)) || (constant(n.LHS) && !literal(n.LHS, 0)) {
+					what = "drops counts by a threshold (" + n.Op.String() + " a constant): the events under it vanish"
+				}
+			case n.Op == parser.POW || n.Op == parser.MOD || n.Op == parser.ATAN2:
+				what = "applies " + n.Op.String() + " to the count"
+			case constant(n.RHS) || constant(n.LHS):
+				if (n.Op == parser.MUL || n.Op == parser.DIV) && (literal(n.RHS, 1) || literal(n.LHS, 1) && n.Op == parser.MUL) {
+					return nil
+				}
+				what = "does arithmetic (" + n.Op.String() + ") with a constant: the count is scaled or shifted"
+			}
+		}
+		return nil
+	})
+	return what
+}
+
 // scaleProblem says why a part that multiplies or divides its count by a
 // number is refused (compile), although the policy would run: the engine's tests bound counts of events (README
 // "Statistics"), so a ratio SLI divided by 300 claims a 300th of its
