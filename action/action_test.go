@@ -179,6 +179,7 @@ func TestHostileInputs(t *testing.T) {
 		{"at in the future", map[string]string{"at": "2999-01-01T00:00:00Z"}, nil, []string{"at"}},
 		{"since not a time", map[string]string{"since": "yesterday"}, nil, []string{"since"}},
 		{"since after at", map[string]string{"at": "2026-01-01T00:40:00Z", "since": "2026-01-01T00:41:00Z"}, nil, []string{"since"}},
+		{"since a month before at", map[string]string{"at": "2026-01-01T00:40:00Z", "since": "2025-12-01T00:00:00Z"}, nil, []string{"since"}},
 		{"report-path escapes", map[string]string{"report-path": "../../report.json"}, nil, []string{"report-path"}},
 		{"report-path absolute", map[string]string{"report-path": "/tmp/report.json"}, nil, []string{"report-path"}},
 		{"environment-prefix newline", map[string]string{"environment-prefix": "prod\nx"}, nil, []string{"environment-prefix"}},

@@ -1,6 +1,7 @@
 package action
 
 import (
+	"cmp"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -369,6 +370,8 @@ func readInputs(get func(string) string, now time.Time, renv *runnerEnv) (*input
 			bad(inSince, since, "not before the evaluation time")
 		case t.Year() < 2000:
 			bad(inSince, since, "before 2000")
+		case cmp.Or(in.at, now).Sub(t) > analysis.MaxSinceAge:
+			bad(inSince, since, "more than %s before the evaluation: give the canary's start (its first stage's); an older one costs the tests their power", model.Duration(analysis.MaxSinceAge))
 		default:
 			in.since = t.UTC()
 		}

@@ -54,6 +54,15 @@ func New(q Querier, opts ...Option) *Engine {
 	return e
 }
 
+// MaxSinceAge is the oldest canary start (Request.Since) the front ends
+// that take it from a person (the CLI's --since, the Action's since)
+// accept before the look. The tests' levels over the canary's life shrink
+// as it ages (restart shares, README "Statistics"): given a month too
+// early, the flapping demo canary's 27.7× burn holds instead of failing,
+// a mistake (the Rollout's creation time) that would stop rollbacks. The
+// plugin reads the start from the Rollout's AnalysisRuns and is not bound.
+const MaxSinceAge = 7 * 24 * time.Hour
+
 // Request is one evaluation.
 type Request struct {
 	Policy *policies.Policy

@@ -68,7 +68,7 @@ func runBacktest(ctx context.Context, e env, args []string) int {
 	if end, err = parseTime("to", *to, end); err != nil {
 		return fail(e, "backtest", err)
 	}
-	if err := errors.Join(src.checkReplayTime("from", start), src.checkReplayTime("to", end)); err != nil {
+	if err := errors.Join(src.checkReplayTime("from", start), src.checkReplayTime("to", end), t.checkSince(end)); err != nil {
 		return fail(e, "backtest", err)
 	}
 	if *step == 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"time"
@@ -30,7 +31,7 @@ func runEvaluate(ctx context.Context, e env, args []string) int {
 	}
 	when, err := parseTime("at", *at, now)
 	if err == nil {
-		err = src.checkReplayTime("at", when)
+		err = errors.Join(src.checkReplayTime("at", when), t.checkSince(when))
 	}
 	if err != nil {
 		return fail(e, "evaluate", err)

@@ -296,6 +296,9 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"backtest", "--prometheus", "http://127.0.0.1:1", "--service", "x", "--canary-hash", "abc"}, exitError, "--from and --to are required"},
 		{[]string{"backtest", "--replay", "healthy", "--step", "10ms"}, exitError, "--step 10ms"},
 		{[]string{"evaluate", "--replay", "healthy", "--bearer-token-file", "/etc/hostname"}, exitError, "--http-config, --bearer-token-file and --header apply to --prometheus, not --replay"},
+		// A month early, the flapping canary's fail read as a hold.
+		{[]string{"evaluate", "--replay", "flapping", "--since", "2025-12-01T00:00:00Z"}, exitError, "--since 2025-12-01T00:00:00Z is more than 1w before the look at 2026-01-01T00:40:00Z"},
+		{[]string{"watch", "--replay", "flapping", "--stage", "canary-50", "--since", "2025-12-01T00:00:00Z"}, exitError, "--since 2025-12-01T00:00:00Z is more than 1w before the look"},
 		// After the data's end every SLI would read as an exporter gone quiet.
 		{[]string{"evaluate", "--replay", "healthy", "--at", "2027-01-01T00:00:00Z"}, exitError, "--at 2027-01-01T00:00:00Z: the replayed data runs from 2026-01-01T00:00:00Z to 2026-01-01T00:40:00Z"},
 		{[]string{"backtest", "--replay", "healthy", "--from", "2025-12-31T23:00:00Z"}, exitError, "--from 2025-12-31T23:00:00Z: the replayed data runs from"},

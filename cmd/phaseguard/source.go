@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/internal/redact"
@@ -53,7 +54,7 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.httpConfig, "http-config", "", "YAML file with Prometheus HTTP client settings (authorization, basic_auth, tls_config, http_headers, proxy)")
 	fs.StringVar(&t.bearerTokenFile, "bearer-token-file", "", "file holding a bearer token for --prometheus")
 	fs.Var(&t.headers, "header", "extra HTTP header 'Name: value' for --prometheus, repeatable (e.g. 'X-Scope-OrgID: tenant-1')")
-	fs.StringVar(&t.since, "since", "", "when the canary started serving (its first stage's start, not this stage's), RFC 3339 or Unix seconds: windows reaching before it are cut to it, for canary and stable alike, and the counts since it are evidence for pass and fail (with a bundled scenario, default its stage start)")
+	fs.StringVar(&t.since, "since", "", "when the canary started serving (its first stage's start, not this stage's), RFC 3339 or Unix seconds: windows reaching before it are cut to it, for canary and stable alike, and the counts since it are evidence for pass and fail (at most 7 days before the look; with a bundled scenario, default its stage start)")
 	fs.DurationVar(&t.timeout, "timeout", 30*time.Second, "deadline for one evaluation, retries included")
 	fs.StringVar(&t.output, "output", "text", "output format: text or json")
 }
@@ -94,6 +95,16 @@ type source struct {
 	store     *replay.Store // nil for a live Prometheus
 	truth     *scenarios.Truth
 	closeFunc func()
+}
+
+// checkSince refuses a --since more than analysis.MaxSinceAge before the
+// look at, naming the flag.
+func (t *targetFlags) checkSince(at time.Time) error {
+	if !t.sinceTime.IsZero() && at.Sub(t.sinceTime) > analysis.MaxSinceAge {
+		return fmt.Errorf("--since %s is more than %s before the look at %s: give the canary's start (its first stage's); an older one costs the tests their power",
+			t.sinceTime.Format(time.RFC3339), model.Duration(analysis.MaxSinceAge), at.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // checkReplayTime refuses a time outside replayed data, naming the flag

@@ -62,7 +62,7 @@ func runWatch(ctx context.Context, e env, args []string) int {
 	if err != nil {
 		return fail(e, "watch", err)
 	}
-	if err := checkStart(start, t.sinceTime, src, time.Duration(p.Spec.Interval)); err != nil {
+	if err := errors.Join(checkStart(start, t.sinceTime, src, time.Duration(p.Spec.Interval)), t.checkSince(start)); err != nil {
 		return fail(e, "watch", err)
 	}
 	w := &watch{
