@@ -138,6 +138,7 @@ func TestHostileCredentialFiles(t *testing.T) {
 		{"bad yaml value", []string{"--http-config", badType}, "--http-config " + badType + ": "},
 		{"header without colon", []string{"--header", "X-Api-Key=hunter2-header"}, "want 'Name: value'"},
 		{"header with CR LF", []string{"--header", "X-Api-Key: hunter2-a\r\nX-B: y"}, "with a control character (CR, LF)"},
+		{"header name no token", []string{"--header", "X Api-Key: hunter2-b"}, "with a name that is no HTTP token"},
 		// A credential file given as the policy by mistake: its YAML
 		// error quotes the token, which the credentials flags made secret.
 		{"token as the policy", []string{"--bearer-token-file", token, "--policy", token}, "policy " + token + ": 1 problem"},

@@ -12,10 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/phaseguard/phaseguard/analysis"
 	"github.com/phaseguard/phaseguard/internal/redact"
@@ -78,10 +78,12 @@ func (h *headerFlag) String() string {
 }
 
 func (h *headerFlag) Set(v string) error {
-	name, _, ok := strings.Cut(v, ":")
-	// A control character (CR, LF) would split the header on the wire:
-	// refused with the malformed, never quoted (the value may be a secret).
-	if !ok || strings.TrimSpace(name) == "" || strings.ContainsFunc(v, unicode.IsControl) {
+	name, value, ok := strings.Cut(v, ":")
+	// A name that is no HTTP token ("X A") or a value with a control
+	// character (CR, LF would split the header on the wire; a tab is
+	// allowed) fails every request: refused with the malformed, never
+	// quoted (the value may be a secret).
+	if !ok || !httpguts.ValidHeaderFieldName(strings.TrimSpace(name)) || !httpguts.ValidHeaderFieldValue(strings.TrimSpace(value)) {
 		h.bad++
 		return nil
 	}
@@ -223,7 +225,7 @@ func (t *targetFlags) openSource(secrets *redact.Set) (*source, *policies.Policy
 	}
 	if t.headers.bad > 0 {
 		// The value may be a credential: never repeat it.
-		return nil, nil, fmt.Errorf("--header: %d value(s) without a colon or with a control character (CR, LF): want 'Name: value' on one line", t.headers.bad)
+		return nil, nil, fmt.Errorf("--header: %d value(s) without a colon, with a name that is no HTTP token, or with a control character (CR, LF): want 'Name: value' on one line", t.headers.bad)
 	}
 	if len(t.headers.lines) > 0 {
 		if cfg.HTTPHeaders == nil {
