@@ -36,7 +36,7 @@ func DemoSpecs() []Spec {
 	return []Spec{
 		demo(Spec{
 			Name:        "healthy",
-			Description: "Healthy canary at 50 requests/s: background phase errors only, well under budget; a stable pod restarts and misses 90 s of scrapes.",
+			Description: "Healthy canary at 50 requests/s: background phase errors, under budget over the stage though a burst reads a few times it over a 3m window; a stable pod restarts and misses 90 s of scrapes.",
 			Seed:        101,
 			CanaryRate:  50,
 			Restarts:    []Restart{{Version: Stable, Pod: 0, At: 22 * time.Minute}},
@@ -58,7 +58,7 @@ func DemoSpecs() []Spec {
 		}),
 		demo(Spec{
 			Name:        "thin-traffic",
-			Description: "Healthy canary at 0.2 requests/s: about 360 requests in the stage, too few to tell a 0.1 % budget from zero.",
+			Description: "Healthy canary at 0.2 requests/s: about 360 requests over its 30 minutes (120 in canary-10), too few to tell a 0.1 % budget from zero.",
 			Seed:        104,
 			CanaryRate:  0.2,
 		}),
