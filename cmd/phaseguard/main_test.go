@@ -483,6 +483,8 @@ func TestUnwritableOutput(t *testing.T) {
 		args []string
 		want int
 	}{
+		{[]string{"help"}, exitError},
+		{nil, exitUsage},
 		{[]string{"demo", "--brief"}, exitError},
 		{[]string{"presets"}, exitError},
 		{[]string{"lint", "../../policies/examples/checkout.yaml"}, exitError},

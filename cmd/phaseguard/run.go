@@ -76,25 +76,30 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer out.Flush()
 	e := env{stdin: stdin, stdout: out, stderr: errOut, getenv: getenv, secrets: secrets, terminal: terminalWidth(stdout, getenv)}
 	cmds := commands()
+	var name string // the command, for a write error's message
+	var code int
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout, cmds)
+		name = "help"
+		usage(out, cmds)
+		code = exitPass
 		if len(args) == 0 {
+			code = exitUsage
+		}
+	} else {
+		c, ok := cmds[args[0]]
+		if !ok {
+			fmt.Fprintf(stderr, "phaseguard: unknown command %q\n\n", args[0])
+			usage(stderr, cmds)
 			return exitUsage
 		}
-		return exitPass
+		name = args[0]
+		code = c.run(ctx, e, args[1:])
 	}
-	c, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "phaseguard: unknown command %q\n\n", args[0])
-		usage(stderr, cmds)
-		return exitUsage
-	}
-	code := c.run(ctx, e, args[1:])
 	out.Flush()
-	if sticky.err != nil && code != exitError && code != exitUsage { // those said why
+	if sticky.err != nil && code != exitError && (code != exitUsage || name == "help") { // those said why
 		// A report that was not written is no pass (stdout a full disk,
 		// a closed pipe); a fail or a hold keeps its code.
-		fmt.Fprintf(errOut, "phaseguard %s: writing the output: %v\n", args[0], sticky.err)
+		fmt.Fprintf(errOut, "phaseguard %s: writing the output: %v\n", name, sticky.err)
 		if code == exitPass {
 			code = exitError
 		}
