@@ -305,6 +305,7 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"backtest", "--replay", "healthy", "--to", "2026-01-01T01:00:00Z"}, exitError, "--to 2026-01-01T01:00:00Z: the replayed data runs from"},
 		{[]string{"lint"}, exitUsage, "Usage: phaseguard lint"},
 		{[]string{"presets", "nope"}, exitError, "unknown preset"},
+		{[]string{"plan", "--policy", "../../policies/testdata/minimal.good.yml"}, exitError, "has no stages (spec.stages): a plan is per stage"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -38,6 +38,9 @@ func runPlan(_ context.Context, e env, args []string) int {
 	if err != nil {
 		return fail(e, "plan", err)
 	}
+	if len(p.Spec.Stages) == 0 {
+		return fail(e, "plan", fmt.Errorf("policy %s has no stages (spec.stages): a plan is per stage", p.Metadata.Name))
+	}
 	rows := analysis.Plan(p, *rate)
 	code := exitPass
 	for _, r := range rows {
