@@ -156,23 +156,33 @@ func perSecondProblem(sli, expr, fn string) string {
 		sli, quoteCut(expr), fn)
 }
 
+// numberLiteral returns the value of e when it is a number, in
+// parentheses or not: 300, (300).
+func numberLiteral(e parser.Expr) (float64, bool) {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		e = p.Expr
+	}
+	l, ok := e.(*parser.NumberLiteral)
+	if !ok {
+		return 0, false
+	}
+	return l.Val, true
+}
+
 // scaledBy returns the first multiplication or division of a vector by a
 // number other than 1 in e ("/" and 300 for sum(increase(x[$window]))/300),
 // or "" when there is none.
 func scaledBy(e parser.Expr) (op string, n float64) {
 	number := func(e parser.Expr) (float64, bool) {
-		for {
-			p, ok := e.(*parser.ParenExpr)
-			if !ok {
-				break
-			}
-			e = p.Expr
-		}
-		l, ok := e.(*parser.NumberLiteral)
-		if !ok || l.Val == 1 {
+		l, ok := numberLiteral(e)
+		if !ok || l == 1 {
 			return 0, false
 		}
-		return l.Val, true
+		return l, true
 	}
 	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
 		b, ok := node.(*parser.BinaryExpr)
@@ -221,15 +231,8 @@ func notACount(e parser.Expr) string {
 		return !found
 	}
 	literal := func(e parser.Expr, v float64) bool {
-		for {
-			p, ok := e.(*parser.ParenExpr)
-			if !ok {
-				break
-			}
-			e = p.Expr
-		}
-		l, ok := e.(*parser.NumberLiteral)
-		return ok && l.Val == v
+		l, ok := numberLiteral(e)
+		return ok && l == v
 	}
 	what := ""
 	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
