@@ -305,6 +305,8 @@ func TestUsageAndErrors(t *testing.T) {
 		{[]string{"backtest", "--replay", "healthy", "--to", "2026-01-01T01:00:00Z"}, exitError, "--to 2026-01-01T01:00:00Z: the replayed data runs from"},
 		{[]string{"lint"}, exitUsage, "Usage: phaseguard lint"},
 		{[]string{"presets", "nope"}, exitError, "unknown preset"},
+		{[]string{"help", "nope"}, exitPass, ""},
+		{[]string{"help", "evaluate"}, exitPass, "Usage: phaseguard evaluate [flags]"},
 		{[]string{"plan", "--policy", "../../policies/testdata/minimal.good.yml"}, exitError, "has no stages (spec.stages): a plan is per stage"},
 	}
 	for _, tt := range tests {

@@ -78,6 +78,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmds := commands()
 	var name string // the command, for a write error's message
 	var code int
+	if len(args) == 2 && args[0] == "help" {
+		if _, ok := cmds[args[1]]; ok {
+			args = []string{args[1], "-h"} // help evaluate: evaluate's flags
+		}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		name = "help"
 		usage(out, cmds)

@@ -119,7 +119,7 @@ func (s *source) checkReplayTime(flag string, t time.Time) error {
 	}
 	first, last := s.store.Range()
 	if t.Before(first) || t.After(last) {
-		return fmt.Errorf("--%s %s: the replayed data runs from %s to %s", flag, t.Format(time.RFC3339), first.Format(time.RFC3339), last.Format(time.RFC3339))
+		return fmt.Errorf("--%s %s: the replayed data runs from %s to %s", flag, t.Format(time.RFC3339Nano), first.Format(time.RFC3339), last.Format(time.RFC3339))
 	}
 	return nil
 }
