@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -192,6 +193,9 @@ func New(cfg Config) (*Client, error) {
 		config.WithDialContextFunc(dialAllowed(allowedAddrs(cfg.URL, httpCfg))))
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
+	}
+	if httpCfg.OAuth2 != nil {
+		rt = &serialRoundTripper{rt: rt}
 	}
 	retries := cfg.Retries
 	switch {
@@ -405,4 +409,30 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, nil
 	}
 	return true, nil
+}
+
+// serialRoundTripper sends one request at a time through rt. It guards
+// prometheus/common's OAuth2 round tripper (v0.72.1), which, on its first
+// request or after its client secret changes, replaces the token source
+// under its lock while a concurrent request's oauth2.Transport reads it
+// without one: a data race the race detector found when an evaluation's
+// queries went out in parallel (rollouts TestSecretsNeverShown). Only a
+// request's headers wait; bodies are read after.
+type serialRoundTripper struct {
+	mu sync.Mutex
+	rt http.RoundTripper
+}
+
+func (s *serialRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rt.RoundTrip(req)
+}
+
+// CloseIdleConnections passes on to the wrapped round tripper, as
+// http.Client.CloseIdleConnections asks of a transport.
+func (s *serialRoundTripper) CloseIdleConnections() {
+	if c, ok := s.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

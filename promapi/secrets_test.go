@@ -228,3 +228,46 @@ func TestNewLeavesConfigAlone(t *testing.T) {
 		t.Errorf("New changed the caller's config: authorization type %q", auth.Type)
 	}
 }
+
+// TestOAuth2ConcurrentFirstQueries: an evaluation's queries go out in
+// parallel from a new client; prometheus/common's OAuth2 round tripper
+// set up its token source on the first request while a concurrent one
+// read it (a data race `go test -race` found in rollouts). New serialises
+// requests through an OAuth2 round tripper; under -race this fails
+// without it (not on every run: the race detector sees what happens).
+func TestOAuth2ConcurrentFirstQueries(t *testing.T) {
+	t.Parallel()
+	token := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"access_token":"access-1","token_type":"Bearer","expires_in":3600}`)
+	}))
+	t.Cleanup(token.Close)
+	var mu sync.Mutex
+	auth := map[string]int{}
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth[r.Header.Get("Authorization")]++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	}))
+	t.Cleanup(prom.Close)
+	for range 5 {
+		c := newClient(t, prom.URL, Config{Retries: -1, HTTP: config.HTTPClientConfig{
+			OAuth2: &config.OAuth2{ClientID: "id", ClientSecret: "client-secret-concurrent", TokenURL: token.URL + "/token"}}})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if _, err := c.Query(t.Context(), "up", evalTime); err != nil {
+					t.Errorf("Query: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if auth["Bearer access-1"] != 40 {
+		t.Errorf("Authorization headers %v, want 40 × Bearer access-1", auth)
+	}
+}
